@@ -1,0 +1,58 @@
+//! Settings from the environment, read once per process: `GORO_MAXPROCS`
+//! and `GORO_STACK_SIZE` (DESIGN §2). Builder methods override them.
+//!
+//! A malformed value is an error from `RuntimeBuilder::build` naming the
+//! variable, never silently ignored.
+
+use std::io;
+use std::sync::OnceLock;
+
+/// Parsed environment: `None` where a variable is unset.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Environment {
+    pub procs: Option<usize>,
+    pub stack_size: Option<usize>,
+}
+
+/// The environment settings, parsed on first use.
+pub(crate) fn environment() -> io::Result<Environment> {
+    static PARSED: OnceLock<Result<Environment, String>> = OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            Ok(Environment {
+                procs: positive("GORO_MAXPROCS")?,
+                stack_size: positive("GORO_STACK_SIZE")?,
+            })
+        })
+        .clone()
+        .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))
+}
+
+fn positive(name: &str) -> Result<Option<usize>, String> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(None);
+    };
+    parse_positive(name, &text).map(Some)
+}
+
+/// Parses a positive integer setting, naming the variable in the error.
+pub(crate) fn parse_positive(name: &str, text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(value) if value > 0 => Ok(value),
+        _ => Err(format!("{name} must be a positive integer, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_positive;
+
+    #[test]
+    fn parses_positive_integers_and_names_the_variable_otherwise() {
+        assert_eq!(parse_positive("GORO_MAXPROCS", " 4 "), Ok(4));
+        let error = parse_positive("GORO_MAXPROCS", "zero").unwrap_err();
+        assert!(error.contains("GORO_MAXPROCS") && error.contains("zero"), "{error}");
+        assert!(parse_positive("GORO_STACK_SIZE", "0").is_err());
+        assert!(parse_positive("GORO_STACK_SIZE", "-1").is_err());
+    }
+}

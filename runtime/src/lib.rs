@@ -1,0 +1,56 @@
+//! goro's runtime: Go's goroutines and GMP scheduler for Rust on Linux.
+//!
+//! Use it through the `goro` facade crate. A goroutine is a closure running on
+//! its own guard-paged, lazily committed stack; Ms (threads) run goroutines
+//! while holding one of `procs` Ps, stealing work from each other as Go's
+//! scheduler does. See `sched` for the design, `runtime/HACKING.md` for how
+//! code inside the runtime differs from ordinary code.
+//!
+//! ```
+//! let total: u64 = goro::run(|| {
+//!     let handles: Vec<_> = (0..100u64).map(|i| goro::go(move || i * i)).collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum()
+//! });
+//! assert_eq!(total, 328_350);
+//! ```
+//!
+//! # Thread-locals are per thread, not per goroutine
+//!
+//! A goroutine can resume on a different OS thread after any point where it
+//! switches out: `yield_now`, a `join`, a `WaitGroup::wait`, spawning (which
+//! may hand the P over), and — once async preemption lands — after *any*
+//! instruction. So:
+//!
+//! - a `thread_local!` read before such a point and again after it may see two
+//!   different threads' values; never keep a reference into a thread-local
+//!   across one (`LocalKey::with` closures that switch inside are wrong);
+//! - a `std::sync::MutexGuard` or `RefCell` borrow held across a switch may be
+//!   released by another thread; use `goro::sync` types, which park the
+//!   goroutine;
+//! - thread identity (`std::thread::current().id()`, `gettid`) is not
+//!   goroutine identity.
+//!
+//! The runtime itself never caches its thread-local across a switch (see
+//! `sched::m`); tests check that a goroutine migrating mid-function keeps its
+//! identity, in release mode.
+//!
+//! # Floating-point control state
+//!
+//! A goroutine that changes MXCSR (rounding mode, exception masks) or the x87
+//! control word must restore it before it switches out; the switch does not
+//! save them (see `arch`).
+
+pub mod arch;
+mod config;
+pub mod runtime;
+pub mod sched;
+mod spawn;
+pub mod stack;
+pub mod sync;
+pub mod sys;
+mod task;
+
+pub use runtime::{run, Runtime, RuntimeBuilder};
+pub use sched::yield_now;
+pub use spawn::{go, Builder};
+pub use task::{JoinHandle, ABANDONED};

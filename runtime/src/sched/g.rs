@@ -1,0 +1,324 @@
+//! The goroutine descriptor (G) and its status state machine.
+//!
+//! # Status as an ownership contract
+//!
+//! `G::status` is an atomic; each value says who owns the G's mutable fields
+//! (`sp`, `stack`, `task`, `name`) and its stack:
+//!
+//! - [`Status::Idle`]: on a free list (per-P or global) or just allocated. The
+//!   free list owns it; its stack holds no frames and may be trimmed.
+//! - [`Status::Runnable`]: in exactly one run queue (a P's `runnext`, a P's
+//!   local deque or the global injector). Not executing; the queue owns it and
+//!   the M that dequeues it becomes the owner.
+//! - [`Status::Running`]: executing on the M whose `curg` it is. That M owns
+//!   the G and its stack. Only that M may switch it out.
+//! - [`Status::Waiting`]: parked by `park`. Its stack holds live frames, but
+//!   nobody runs it; exactly one party — whoever the park's `unlock` published
+//!   it to — may call `ready`, which moves it to `Runnable`.
+//! - [`Status::Dead`]: its closure returned; it is on its way back to a free
+//!   list (the transition to `Idle` happens on another stack).
+//!
+//! Transitions: Idle → Runnable (spawn) → Running (an M picks it) → Runnable
+//! (yield) | Waiting (park) | Dead (exit). Waiting → Runnable (`ready`, a
+//! compare-exchange: a second `ready` is a fatal runtime bug). Dead → Idle.
+//!
+//! G structs are never freed while their runtime lives (as Go's `allgs`): they
+//! are recycled together with their stacks. A [`GRef`] therefore stays valid
+//! as long as its runtime's `Shared` does, which makes a late `ready` on a
+//! goroutine of a shut-down runtime harmless (see `runtime.rs`).
+
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::shared::Shared;
+use crate::stack::Stack;
+
+/// The G status values; see the module doc for who owns the G in each.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// On a free list; no frames on its stack.
+    Idle = 0,
+    /// In a run queue, not executing.
+    Runnable = 1,
+    /// Executing on an M.
+    Running = 2,
+    /// Parked; one registered party will `ready` it.
+    Waiting = 3,
+    /// Finished; being recycled.
+    Dead = 4,
+}
+
+impl Status {
+    fn from_u8(value: u8) -> Status {
+        match value {
+            0 => Status::Idle,
+            1 => Status::Runnable,
+            2 => Status::Running,
+            3 => Status::Waiting,
+            _ => Status::Dead,
+        }
+    }
+}
+
+/// Why a goroutine is parked. Each reason is distinct; the goroutine dump
+/// shows it (Go's `waitReason`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Not waiting.
+    None = 0,
+    /// In `JoinHandle::join`.
+    Join = 1,
+    /// In `WaitGroup::wait`.
+    WaitGroup = 2,
+}
+
+impl WaitReason {
+    /// The text Go's goroutine dump would show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::None => "",
+            WaitReason::Join => "join",
+            WaitReason::WaitGroup => "sync.WaitGroup.Wait",
+        }
+    }
+}
+
+/// What a goroutine runs: the type-erased closure plus its join slot.
+pub(crate) trait Task: Send + Sync {
+    /// Runs the closure, catching its panic, and completes the join slot.
+    fn run(&self);
+    /// Completes the join slot with an "abandoned at shutdown" error if the
+    /// goroutine has not completed it, dropping a closure never started.
+    fn abandon(&self);
+}
+
+/// A goroutine's descriptor. Opaque outside the runtime: other modules hold
+/// [`GRef`]s and pass them to `ready`.
+pub struct G {
+    id: AtomicU64,
+    status: AtomicU8,
+    wait_reason: AtomicU8,
+    /// The runtime this G belongs to; outlives the G (see module doc).
+    pub(crate) shared: *const Shared,
+    /// Saved stack pointer while not running. Owner: see status contract.
+    pub(crate) sp: UnsafeCell<usize>,
+    stack: UnsafeCell<Option<Stack>>,
+    task: UnsafeCell<Option<Arc<dyn Task>>>,
+    name: UnsafeCell<Option<Box<str>>>,
+    /// Whether the idle stack was already given back with MADV_FREE.
+    trimmed: UnsafeCell<bool>,
+}
+
+// SAFETY: G is shared between threads by design. Atomic fields are Sync; the
+// UnsafeCell fields are only touched by the G's current owner as defined by
+// the status contract in the module doc, and ownership moves between threads
+// only through Release/Acquire operations (queue push/pop, status CAS,
+// the publishing done by a park's unlock).
+unsafe impl Sync for G {}
+// SAFETY: as above; nothing in G is tied to a thread.
+unsafe impl Send for G {}
+
+impl G {
+    pub(crate) fn new(shared: *const Shared, stack: Stack) -> G {
+        G {
+            id: AtomicU64::new(0),
+            status: AtomicU8::new(Status::Idle as u8),
+            wait_reason: AtomicU8::new(WaitReason::None as u8),
+            shared,
+            sp: UnsafeCell::new(0),
+            stack: UnsafeCell::new(Some(stack)),
+            task: UnsafeCell::new(None),
+            name: UnsafeCell::new(None),
+            trimmed: UnsafeCell::new(false),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        Status::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    /// A transition made by the G's current owner (no other party may race).
+    pub(crate) fn set_status(&self, status: Status) {
+        self.status.store(status as u8, Ordering::Release);
+    }
+
+    /// Waiting → Runnable; false if the G was not Waiting.
+    pub(crate) fn try_make_runnable(&self) -> bool {
+        self.status
+            .compare_exchange(
+                Status::Waiting as u8,
+                Status::Runnable as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        match self.wait_reason.load(Ordering::Relaxed) {
+            1 => WaitReason::Join,
+            2 => WaitReason::WaitGroup,
+            _ => WaitReason::None,
+        }
+    }
+
+    pub(crate) fn set_wait_reason(&self, reason: WaitReason) {
+        self.wait_reason.store(reason as u8, Ordering::Relaxed);
+    }
+
+    /// Prepares an Idle G to run `task`: id, name, and a fresh first-run frame.
+    ///
+    /// # Safety
+    /// The caller owns the G (it is Idle and off every list) and it has a stack.
+    pub(crate) unsafe fn prepare(
+        &self,
+        id: u64,
+        name: Option<Box<str>>,
+        task: Arc<dyn Task>,
+        entry: extern "C" fn(usize) -> !,
+    ) {
+        self.id.store(id, Ordering::Relaxed);
+        self.set_wait_reason(WaitReason::None);
+        // SAFETY: the caller owns the G, so no one else touches these cells.
+        unsafe {
+            *self.name.get() = name;
+            *self.task.get() = Some(task);
+            *self.trimmed.get() = false;
+            let top = (*self.stack.get())
+                .as_ref()
+                .expect("goro: prepared G has no stack")
+                .top();
+            *self.sp.get() = crate::arch::init_stack(top, entry, self as *const G as usize);
+        }
+    }
+
+    /// The task of the running G.
+    ///
+    /// # Safety
+    /// The caller owns the G (it is Running on this M, or Waiting/Runnable and
+    /// no M can run it any more, as at shutdown).
+    pub(crate) unsafe fn task(&self) -> Option<&Arc<dyn Task>> {
+        // SAFETY: per the caller's ownership.
+        unsafe { (*self.task.get()).as_ref() }
+    }
+
+    /// Drops the task and the name once the closure has returned.
+    ///
+    /// # Safety
+    /// The caller owns the G.
+    pub(crate) unsafe fn clear_task(&self) {
+        // SAFETY: per the caller's ownership.
+        unsafe {
+            *self.task.get() = None;
+            *self.name.get() = None;
+        }
+    }
+
+    /// The G's name, if `Builder::name` set one.
+    ///
+    /// # Safety
+    /// The G must not be re-prepared concurrently (it is Running on the
+    /// calling M, or otherwise owned by the caller).
+    pub(crate) unsafe fn name(&self) -> Option<&str> {
+        // SAFETY: per the caller's ownership.
+        unsafe { (*self.name.get()).as_deref() }
+    }
+
+    /// The G's stack.
+    ///
+    /// # Safety
+    /// As for [`G::name`].
+    pub(crate) unsafe fn stack(&self) -> Option<&Stack> {
+        // SAFETY: per the caller's ownership.
+        unsafe { (*self.stack.get()).as_ref() }
+    }
+
+    /// Replaces the stack (dropping, i.e. unmapping, the old one).
+    ///
+    /// # Safety
+    /// The caller owns the G and no frame lives on the old stack.
+    pub(crate) unsafe fn set_stack(&self, stack: Option<Stack>) {
+        // SAFETY: per the caller's ownership.
+        unsafe { *self.stack.get() = stack };
+    }
+
+    /// Trims the idle stack once (MADV_FREE below the kept top).
+    ///
+    /// # Safety
+    /// The caller owns the Idle G.
+    pub(crate) unsafe fn trim_stack(&self) {
+        // SAFETY: per the caller's ownership, the stack holds no frames.
+        unsafe {
+            if !*self.trimmed.get() {
+                if let Some(stack) = (*self.stack.get()).as_ref() {
+                    stack.trim();
+                }
+                *self.trimmed.get() = true;
+            }
+        }
+    }
+
+    /// Whether `trim_stack` would do work.
+    ///
+    /// # Safety
+    /// The caller owns the Idle G.
+    pub(crate) unsafe fn needs_trim(&self) -> bool {
+        // SAFETY: per the caller's ownership.
+        unsafe { !*self.trimmed.get() }
+    }
+}
+
+/// A pointer to a G: what run queues, free lists and waiters hold.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct GRef(NonNull<G>);
+
+// SAFETY: a GRef is a handle; which thread may use the G behind it is governed
+// by the status contract, not by the handle's location.
+unsafe impl Send for GRef {}
+// SAFETY: as above.
+unsafe impl Sync for GRef {}
+
+impl GRef {
+    pub(crate) fn from_box(g: Box<G>) -> GRef {
+        GRef(NonNull::from(Box::leak(g)))
+    }
+
+    pub(crate) fn as_ptr(self) -> *mut G {
+        self.0.as_ptr()
+    }
+
+    /// Rebuilds the handle from the pointer the first-run frame carries.
+    ///
+    /// # Safety
+    /// `ptr` must come from [`GRef::as_ptr`].
+    pub(crate) unsafe fn from_ptr(ptr: *mut G) -> GRef {
+        // SAFETY: the caller passes a pointer obtained from a live GRef.
+        GRef(unsafe { NonNull::new_unchecked(ptr) })
+    }
+
+    /// Frees the G struct.
+    ///
+    /// # Safety
+    /// Only at runtime teardown, when no other GRef to it will be used again.
+    pub(crate) unsafe fn free(self) {
+        // SAFETY: allocated by `from_box`; the caller guarantees uniqueness.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+impl std::ops::Deref for GRef {
+    type Target = G;
+    fn deref(&self) -> &G {
+        // SAFETY: G structs live as long as their runtime's Shared (module
+        // doc), and every GRef in use belongs to a live or leaked runtime.
+        unsafe { self.0.as_ref() }
+    }
+}

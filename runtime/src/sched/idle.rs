@@ -1,0 +1,214 @@
+//! Coordinates idle Ps and idle Ms: who spins, who sleeps, who is woken.
+//!
+//! The protocol itself is written out in `sched/mod.rs` ("Worker thread
+//! parking and waking"); this file holds its data:
+//!
+//! - `Synced`, behind the sched lock: the idle P stack, the idle M stack, and
+//!   every M thread's join handle.
+//! - `npidle` and `nmspinning`, atomics mirrored outside the lock so the hot
+//!   paths (`wakep` after every spawn and `ready`) read them without locking.
+
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::m::{start_thread, MPtr, M};
+use super::p::P;
+use super::shared::Shared;
+use crate::sys::futex;
+
+pub(crate) struct Idle {
+    synced: Mutex<Synced>,
+    /// Ps in `Synced::idle_ps`.
+    pub npidle: AtomicUsize,
+    /// Ms looking for work while holding a P.
+    pub nmspinning: AtomicUsize,
+}
+
+struct Synced {
+    idle_ps: Vec<usize>,
+    idle_ms: Vec<MPtr>,
+    threads: Vec<(MPtr, JoinHandle<()>)>,
+    next_m_id: usize,
+}
+
+impl Idle {
+    pub(crate) fn new(procs: usize) -> Idle {
+        Idle {
+            // Reversed so P0 is handed out first.
+            synced: Mutex::new(Synced {
+                idle_ps: (0..procs).rev().collect(),
+                idle_ms: Vec::new(),
+                threads: Vec::new(),
+                next_m_id: 0,
+            }),
+            npidle: AtomicUsize::new(procs),
+            nmspinning: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Synced> {
+        self.synced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Go's rule bounding spinners: spin only while fewer than half of the
+    /// busy Ps have a spinning M.
+    pub(crate) fn may_spin(&self, procs: usize) -> bool {
+        let busy = procs.saturating_sub(self.npidle.load(Ordering::SeqCst));
+        2 * self.nmspinning.load(Ordering::SeqCst) < busy
+    }
+
+    /// Puts `p` on the idle list unless the global queue has work (then the
+    /// caller keeps the P and looks again). Step 4 of the protocol.
+    pub(crate) fn release_p(&self, shared: &Shared, p: &P) -> bool {
+        let mut synced = self.lock();
+        if !shared.injector.is_empty() {
+            return false;
+        }
+        synced.idle_ps.push(p.index);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    pub(crate) fn release_p_at_exit(&self, p: &P) {
+        self.lock().idle_ps.push(p.index);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes an idle P, if any.
+    pub(crate) fn take_p<'a>(&self, shared: &'a Shared) -> Option<&'a P> {
+        let index = self.lock().idle_ps.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        Some(&shared.ps[index])
+    }
+
+    /// Sleeps the calling M (which holds no P) until a waker hands it a P or
+    /// shutdown wakes it; returns the handed P, or null to exit.
+    pub(crate) fn sleep(&self, shared: &Shared, m: &M) -> *const P {
+        {
+            let mut synced = self.lock();
+            // Checked under the lock that `stop_all` takes after setting
+            // `stopping`: either we see it, or stop_all sees us in idle_ms.
+            if shared.is_stopping() {
+                return std::ptr::null();
+            }
+            synced.idle_ms.push(MPtr(m));
+        }
+        tracing::trace!(m = m.id, "M sleep");
+        while m.wake_word.load(Ordering::Acquire) == 0 {
+            futex::wait(&m.wake_word, 0, None);
+        }
+        m.wake_word.store(0, Ordering::Relaxed);
+        m.spinning.set(m.next_spinning.load(Ordering::Relaxed));
+        m.next_p.swap(std::ptr::null_mut(), Ordering::Acquire)
+    }
+
+    /// Go's `startm`: gives an idle P to an idle M (or a new M thread).
+    /// With `spinning`, the caller has already counted the M in `nmspinning`.
+    pub(crate) fn start_m(&self, shared: &Shared, spinning: bool) {
+        let mut synced = self.lock();
+        let Some(index) = synced.idle_ps.pop() else {
+            drop(synced);
+            if spinning {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        };
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        let p: *const P = &shared.ps[index];
+        if let Some(m) = synced.idle_ms.pop() {
+            drop(synced);
+            // SAFETY: Ms on the idle list are alive (freed only after join).
+            let m = unsafe { &*m.0 };
+            m.next_p.store(p.cast_mut(), Ordering::Relaxed);
+            m.next_spinning.store(spinning, Ordering::Relaxed);
+            m.wake_word.store(1, Ordering::Release);
+            futex::wake(&m.wake_word, 1);
+            return;
+        }
+        if synced.threads.len() >= shared.config.max_threads {
+            synced.idle_ps.push(index);
+            self.npidle.fetch_add(1, Ordering::SeqCst);
+            drop(synced);
+            if spinning {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            tracing::warn!(max = shared.config.max_threads, "max_threads reached; not starting an M");
+            return;
+        }
+        let id = synced.next_m_id;
+        synced.next_m_id += 1;
+        match start_thread(shared, id, p, spinning) {
+            Ok(record) => synced.threads.push(record),
+            Err(error) => {
+                synced.idle_ps.push(index);
+                self.npidle.fetch_add(1, Ordering::SeqCst);
+                drop(synced);
+                if spinning {
+                    self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                }
+                tracing::error!(%error, "cannot start an M thread");
+            }
+        }
+    }
+
+    /// Number of M threads started and not yet joined.
+    pub(crate) fn thread_count(&self) -> usize {
+        self.lock().threads.len()
+    }
+
+    /// Shutdown: wakes every sleeping M with no P (so it exits), then joins
+    /// every M thread that exits before `deadline`. Returns how many M
+    /// threads are still running a goroutine and were left detached.
+    pub(crate) fn stop_all(&self, deadline: Instant) -> usize {
+        let (sleepers, threads) = {
+            let mut synced = self.lock();
+            (std::mem::take(&mut synced.idle_ms), std::mem::take(&mut synced.threads))
+        };
+        for m in sleepers {
+            // SAFETY: Ms on the idle list are alive until joined below.
+            let m = unsafe { &*m.0 };
+            m.next_p.store(std::ptr::null_mut(), Ordering::Relaxed);
+            m.wake_word.store(1, Ordering::Release);
+            futex::wake(&m.wake_word, 1);
+        }
+        let mut detached = 0;
+        for (m, handle) in threads {
+            // SAFETY: the M is freed only here, after its thread is joined.
+            let exited = || unsafe { &*m.0 }.exited.load(Ordering::Acquire);
+            while !exited() && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            if exited() {
+                let _ = handle.join();
+                // SAFETY: the thread is joined; nothing references the M now.
+                drop(unsafe { Box::from_raw(m.0.cast_mut()) });
+            } else {
+                detached += 1;
+            }
+        }
+        detached
+    }
+}
+
+/// Go's `wakep`: called after making a G runnable. If a P is idle and no M
+/// is spinning, starts one spinning M (step 2 of the protocol).
+pub(crate) fn wakep(shared: &Shared) {
+    // Pairs with the SeqCst decrement of nmspinning by an M that is about to
+    // sleep (step 5): either it sees our G, or we see it is gone.
+    fence(Ordering::SeqCst);
+    let idle = &shared.idle;
+    if idle.npidle.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    if idle.nmspinning.load(Ordering::SeqCst) != 0
+        || idle
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    idle.start_m(shared, true);
+}

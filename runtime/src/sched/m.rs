@@ -1,0 +1,194 @@
+//! The worker thread (M): its identity, its thread-local pointer, and its
+//! main function.
+//!
+//! # The current M, and why it is read through a non-inlined accessor
+//!
+//! A goroutine may resume on a different M after any switch. LLVM is allowed
+//! to compute the address of a thread-local once and reuse it for the rest of
+//! a function (it hoists `llvm.threadlocal.address`), which would leave a
+//! migrated goroutine reading the *previous* thread's M. The runtime therefore
+//! reads the current M only through [`current_m`], which is `#[inline(never)]`:
+//! each call computes the TLS address afresh on the calling thread, and calls
+//! cannot be merged across a switch because the switch's `asm!` clobbers all
+//! memory. Code that switches re-reads `current_m()` after the switch and
+//! never uses an `&M` obtained before it. `tests/migration.rs` checks this in
+//! release mode.
+//!
+//! The thread-local is `const`-initialised and has no destructor, so reading
+//! it never allocates or registers anything: the SIGSEGV handler may read it.
+
+use std::cell::{Cell, UnsafeCell};
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+
+use super::g::GRef;
+use super::p::P;
+use super::shared::Shared;
+use crate::sys;
+
+/// Size of each M's alternate signal stack: the SIGSEGV report needs a few
+/// KiB and the kernel's AVX-512 signal frame about 3 KiB.
+const ALT_STACK_SIZE: usize = 64 * 1024;
+
+/// Size of an M's own thread stack (g0), where the schedule loop runs.
+const G0_STACK_SIZE: usize = 256 * 1024;
+
+thread_local! {
+    static CURRENT_M: Cell<*const M> = const { Cell::new(ptr::null()) };
+}
+
+/// The M running on the calling thread, or null on a foreign thread.
+/// See the module doc for why this must never be inlined.
+#[inline(never)]
+pub(crate) fn current_m() -> *const M {
+    CURRENT_M.with(Cell::get)
+}
+
+/// What the G that just switched out asked to have done once it is off its
+/// stack. Executed by `schedule::finish_switch` on the stack switched to.
+#[derive(Clone, Copy)]
+pub(crate) enum Pending {
+    None,
+    /// Re-queue at the tail of the local run queue.
+    Yield(GRef),
+    /// Mark Waiting and call the unlock closure (which lives on the parked
+    /// G's stack and stays valid while it is parked).
+    Park(GRef, *mut (dyn FnMut(GRef) -> bool + 'static)),
+    /// Recycle the dead G.
+    Exit(GRef),
+}
+
+/// An OS thread that runs goroutines while it holds a P.
+pub(crate) struct M {
+    pub id: usize,
+    /// The runtime; outlives the M (Ms are joined before `Shared` drops, and a
+    /// runtime with an unjoined M is leaked).
+    pub shared: *const Shared,
+    /// Saved stack pointer of this thread's own stack (Go's g0) while a
+    /// goroutine runs.
+    pub g0_sp: UnsafeCell<usize>,
+    pub curg: Cell<Option<GRef>>,
+    pub p: Cell<*const P>,
+    pub pending: Cell<Pending>,
+    pub spinning: Cell<bool>,
+    rng: Cell<u64>,
+    /// Handoff from a waker: the P to run with (null: exit) and whether to
+    /// start spinning. Written before `wake_word`'s Release store.
+    pub next_p: AtomicPtr<P>,
+    pub next_spinning: AtomicBool,
+    /// Futex word: 1 when woken.
+    pub wake_word: AtomicU32,
+    pub exited: AtomicBool,
+}
+
+// SAFETY: the Cell/UnsafeCell fields are used only by the M's own thread; the
+// fields other threads use (next_p, next_spinning, wake_word, exited) are atomic.
+unsafe impl Sync for M {}
+// SAFETY: as above.
+unsafe impl Send for M {}
+
+impl M {
+    fn new(id: usize, shared: &Shared) -> M {
+        M {
+            id,
+            shared,
+            g0_sp: UnsafeCell::new(0),
+            curg: Cell::new(None),
+            p: Cell::new(ptr::null()),
+            pending: Cell::new(Pending::None),
+            spinning: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (id as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1),
+            next_p: AtomicPtr::new(ptr::null_mut()),
+            next_spinning: AtomicBool::new(false),
+            wake_word: AtomicU32::new(0),
+            exited: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: the Shared outlives its Ms (field doc).
+        unsafe { &*self.shared }
+    }
+
+    /// The P this M holds.
+    ///
+    /// # Panics
+    /// Debug builds check that the M holds one.
+    pub(crate) fn p(&self) -> &P {
+        let p = self.p.get();
+        debug_assert!(!p.is_null(), "goro: M{} has no P", self.id);
+        // SAFETY: non-null `p` points into `Shared::ps`, which lives as long
+        // as the Shared.
+        unsafe { &*p }
+    }
+
+    /// xorshift64: victim order for stealing.
+    pub(crate) fn random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+}
+
+/// A raw M pointer that can sit in the idle list and cross threads.
+#[derive(Clone, Copy)]
+pub(crate) struct MPtr(pub *const M);
+// SAFETY: M is Sync (above); the pointer is only dereferenced while the M lives.
+unsafe impl Send for MPtr {}
+
+/// Starts a new M thread that begins with `p`.
+pub(crate) fn start_thread(
+    shared: &Shared,
+    id: usize,
+    p: *const P,
+    spinning: bool,
+) -> io::Result<(MPtr, std::thread::JoinHandle<()>)> {
+    let m = Box::into_raw(Box::new(M::new(id, shared)));
+    // SAFETY: just allocated, not yet shared.
+    unsafe {
+        (*m).next_p.store(p.cast_mut(), Ordering::Relaxed);
+        (*m).next_spinning.store(spinning, Ordering::Relaxed);
+    }
+    let handoff = MPtr(m);
+    let spawned = std::thread::Builder::new()
+        .name(format!("goro-m{id}"))
+        .stack_size(G0_STACK_SIZE)
+        .spawn(move || {
+            let handoff = handoff;
+            m_main(handoff)
+        });
+    match spawned {
+        Ok(handle) => Ok((MPtr(m), handle)),
+        Err(error) => {
+            // SAFETY: the thread never started, so we still own the box.
+            drop(unsafe { Box::from_raw(m) });
+            Err(error)
+        }
+    }
+}
+
+fn m_main(m: MPtr) {
+    // SAFETY: the M box lives until its thread is joined (runtime.rs).
+    let m = unsafe { &*m.0 };
+    let alt_stack = sys::signal::AltStack::install(ALT_STACK_SIZE);
+    if let Err(error) = &alt_stack {
+        tracing::warn!(%error, m = m.id, "no alternate signal stack: stack overflow reports disabled");
+    }
+    CURRENT_M.with(|c| c.set(m));
+    m.p.set(m.next_p.swap(ptr::null_mut(), Ordering::Acquire));
+    m.spinning.set(m.next_spinning.load(Ordering::Relaxed));
+    tracing::trace!(m = m.id, "M start");
+    super::schedule::schedule_loop(m);
+    if !m.p.get().is_null() {
+        m.shared().idle.release_p_at_exit(m.p());
+        m.p.set(ptr::null());
+    }
+    CURRENT_M.with(|c| c.set(ptr::null()));
+    drop(alt_stack);
+    tracing::trace!(m = m.id, "M exit");
+    m.exited.store(true, Ordering::Release);
+}

@@ -1,0 +1,129 @@
+//! The logical processor (P): a local run queue, `runnext`, a free-G cache
+//! and a goroutine-id cache. An M must hold a P to run goroutines.
+//!
+//! Ownership: the fields in `UnsafeCell`s belong to the M that currently holds
+//! the P (`M::p`). Other threads touch a P only through its `Stealer` (in
+//! `Shared::stealers`) and the atomic `runnext`.
+
+use std::cell::UnsafeCell;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+use crossbeam_deque::Worker;
+
+use super::g::{GRef, G};
+
+/// Free Gs a P keeps before handing half of them to the global pool.
+pub const FREE_CACHE_MAX: usize = 64;
+/// Goroutine ids a P takes from the shared counter at a time (Go's goidcache).
+const ID_BATCH: u64 = 16;
+
+pub(crate) struct P {
+    pub index: usize,
+    /// Go's `runnext`: the G to run next, ahead of the queue (set by spawn and
+    /// `ready` so a producer/consumer pair keeps handing off on one P). Owner
+    /// and thieves take it with `swap`.
+    runnext: AtomicPtr<G>,
+    local: UnsafeCell<Worker<GRef>>,
+    /// Counts Gs started on this P: the global queue is polled when
+    /// `schedtick % 61 == 0`; sysmon (a later issue) watches it for progress.
+    schedtick: AtomicU64,
+    free: UnsafeCell<Vec<GRef>>,
+    ids: UnsafeCell<(u64, u64)>,
+}
+
+// SAFETY: the UnsafeCell fields are used only by the M holding the P (module
+// doc); a P moves between Ms only through the sched lock (idle list) or the
+// Release store of `M::next_p` paired with the woken M's Acquire load.
+unsafe impl Sync for P {}
+
+impl P {
+    pub(crate) fn new(index: usize, local: Worker<GRef>) -> P {
+        P {
+            index,
+            runnext: AtomicPtr::new(ptr::null_mut()),
+            local: UnsafeCell::new(local),
+            schedtick: AtomicU64::new(0),
+            free: UnsafeCell::new(Vec::with_capacity(FREE_CACHE_MAX)),
+            ids: UnsafeCell::new((0, 0)),
+        }
+    }
+
+    /// The local deque.
+    ///
+    /// # Safety
+    /// The calling M holds this P.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn local(&self) -> &Worker<GRef> {
+        // SAFETY: only the holder touches it (module doc).
+        unsafe { &*self.local.get() }
+    }
+
+    /// The free-G cache.
+    ///
+    /// # Safety
+    /// The calling M holds this P, and drops the reference before any switch.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn free(&self) -> &mut Vec<GRef> {
+        // SAFETY: only the holder touches it, never re-entrantly.
+        unsafe { &mut *self.free.get() }
+    }
+
+    /// Puts `g` on this P: into `runnext` if `next` (kicking the old runnext
+    /// to the tail of the queue), else at the tail.
+    ///
+    /// # Safety
+    /// The calling M holds this P; `g` is Runnable and in no queue.
+    pub(crate) unsafe fn put(&self, g: GRef, next: bool) {
+        if next {
+            let old = self.runnext.swap(g.as_ptr(), Ordering::AcqRel);
+            if let Some(old) = ptr::NonNull::new(old) {
+                // SAFETY: the pointer came from a GRef stored in runnext.
+                let old = unsafe { GRef::from_ptr(old.as_ptr()) };
+                // SAFETY: we hold the P.
+                unsafe { self.local() }.push(old);
+            }
+        } else {
+            // SAFETY: we hold the P.
+            unsafe { self.local() }.push(g);
+        }
+    }
+
+    /// Takes `runnext`, as the owner or as a thief.
+    pub(crate) fn take_runnext(&self) -> Option<GRef> {
+        if self.runnext.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let g = self.runnext.swap(ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: non-null values in runnext come from GRefs.
+        ptr::NonNull::new(g).map(|g| unsafe { GRef::from_ptr(g.as_ptr()) })
+    }
+
+    pub(crate) fn has_runnext(&self) -> bool {
+        !self.runnext.load(Ordering::Acquire).is_null()
+    }
+
+    pub(crate) fn tick(&self) -> u64 {
+        self.schedtick.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn schedtick(&self) -> u64 {
+        self.schedtick.load(Ordering::Relaxed)
+    }
+
+    /// The next goroutine id, from this P's batch.
+    ///
+    /// # Safety
+    /// The calling M holds this P.
+    pub(crate) unsafe fn next_goroutine_id(&self, counter: &AtomicU64) -> u64 {
+        // SAFETY: only the holder touches the id cache.
+        let ids = unsafe { &mut *self.ids.get() };
+        if ids.0 == ids.1 {
+            ids.0 = counter.fetch_add(ID_BATCH, Ordering::Relaxed);
+            ids.1 = ids.0 + ID_BATCH;
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        id
+    }
+}

@@ -1,0 +1,421 @@
+//! The schedule loop, the switch protocol, and the doors into the scheduler
+//! (`park`, `ready`, `yield_now`, spawn, exit).
+//!
+//! # Where scheduler code runs
+//!
+//! - **Fast path, on the goroutine's stack.** A G that yields, parks or exits
+//!   picks its successor from its own P (`runnext`, the local deque, and the
+//!   global queue every 61 ticks) and switches to it directly: one switch.
+//! - **Slow path, on g0** (the M's own thread stack). If the P has nothing
+//!   local, the G switches to g0, where `find_runnable` spins, steals, and
+//!   finally sleeps the M. Sleeping on g0 matters: the parked G's stack must be
+//!   free for another M to resume it.
+//!
+//! # The switch protocol: publish after switching
+//!
+//! A G must not become visible to other Ms (in a run queue, in a wait queue)
+//! while its own stack is still in use, or a thief could resume it under our
+//! feet. So a G never publishes itself: it records what it wants as a
+//! [`Pending`] on its M, switches, and the code that runs next on that M —
+//! the successor G or g0 — calls [`finish_switch`], which re-queues the
+//! yielder, marks the parker Waiting and runs its `unlock`, or recycles the
+//! dead G. This is Go's `mcall` + `park_m` split, without the detour through
+//! g0 on the fast path.
+
+use std::io;
+use std::ptr;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::Steal;
+
+use super::g::{GRef, Status, Task, WaitReason, G};
+use super::idle::wakep;
+use super::m::{current_m, Pending, M};
+use super::p::P;
+use super::pool;
+use super::shared::Shared;
+use crate::arch;
+
+/// How long a spinning M keeps looking for work before it sleeps. Waking a
+/// sleeping M costs 15–30 µs against ~130 ns for one that is still spinning
+/// (DESIGN §5), so an M spins about as long as one wake costs.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// Go polls the global queue once every 61 schedule ticks so that it cannot
+/// starve behind a busy local queue (61: prime, and not too frequent).
+const GLOBAL_POLL_INTERVAL: u64 = 61;
+
+/// g0's loop: find a G, run it, handle what it left pending, repeat. Returns
+/// when the runtime stops.
+pub(crate) fn schedule_loop(m: &M) {
+    while let Some(g) = find_runnable(m) {
+        execute(m, g);
+        // Back on g0: some G switched here with a pending action.
+        finish_switch(m);
+    }
+}
+
+/// Runs `g` on this M from g0.
+fn execute(m: &M, g: GRef) {
+    m.p().tick();
+    m.curg.set(Some(g));
+    g.set_status(Status::Running);
+    // SAFETY: `g` was Runnable and we dequeued it, so we own it; its `sp` is a
+    // suspended context saved by a completed switch (or `init_stack`).
+    unsafe { arch::switch(m.g0_sp.get(), *g.sp.get()) };
+}
+
+/// A G's successor from its own P without leaving the G's stack: runnext,
+/// the local deque, and the global queue (first on every 61st tick, and
+/// whenever the local queue is empty).
+fn next_local(shared: &Shared, p: &P) -> Option<GRef> {
+    if shared.is_stopping() {
+        return None;
+    }
+    if p.schedtick() % GLOBAL_POLL_INTERVAL == 0 {
+        if let Steal::Success(g) = shared.injector.steal() {
+            return Some(g);
+        }
+    }
+    if let Some(g) = p.take_runnext() {
+        return Some(g);
+    }
+    // SAFETY: the calling M holds `p`.
+    let local = unsafe { p.local() };
+    if let Some(g) = local.pop() {
+        return Some(g);
+    }
+    loop {
+        match shared.injector.steal_batch_and_pop(local) {
+            Steal::Success(g) => return Some(g),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
+    }
+}
+
+/// Switches the current G out, leaving `pending` for whoever runs next on
+/// this M. Returns when the G is resumed (possibly on another M).
+fn switch_out(pending: Pending) {
+    // SAFETY: only goroutines call this, so the current M is non-null.
+    let m = unsafe { &*current_m() };
+    let current = m.curg.get().expect("goro: switch_out outside a goroutine");
+    m.pending.set(pending);
+    let shared = m.shared();
+    match next_local(shared, m.p()) {
+        Some(next) => {
+            m.p().tick();
+            m.curg.set(Some(next));
+            next.set_status(Status::Running);
+            // SAFETY: we own `current` (Running on this M) and `next` (just
+            // dequeued); `next.sp` is a completed suspended context.
+            unsafe { arch::switch(current.sp.get(), *next.sp.get()) };
+        }
+        None => {
+            m.curg.set(None);
+            // SAFETY: g0 of this M is suspended in `execute`, saved there.
+            unsafe { arch::switch(current.sp.get(), *m.g0_sp.get()) };
+        }
+    }
+    // Resumed, perhaps on another thread: re-read the M (see m.rs).
+    // SAFETY: we run as a goroutine, so the current M is non-null.
+    finish_switch(unsafe { &*current_m() });
+}
+
+/// Carries out what the previous G on this M left pending (module doc).
+pub(crate) fn finish_switch(m: &M) {
+    match m.pending.replace(Pending::None) {
+        Pending::None => {}
+        Pending::Yield(g) => {
+            g.set_status(Status::Runnable);
+            // SAFETY: this M holds its P, and `g` is in no queue.
+            unsafe { m.p().put(g, false) };
+        }
+        Pending::Park(g, unlock) => {
+            g.set_status(Status::Waiting);
+            // SAFETY: `unlock` lives on the parked G's stack, which stays
+            // untouched until someone readies it, and that can only happen
+            // after `unlock` publishes it.
+            let parked = unsafe { (*unlock)(g) };
+            if !parked && g.try_make_runnable() {
+                // SAFETY: this M holds its P; `g` is Runnable and unqueued.
+                unsafe { m.p().put(g, true) };
+            }
+        }
+        Pending::Exit(g) => {
+            g.set_status(Status::Dead);
+            pool::put(m.shared(), Some(m.p()), g);
+        }
+    }
+}
+
+/// g0's search for work (Go's `findRunnable`); see the protocol in
+/// `sched/mod.rs`. Returns `None` when the runtime stops.
+fn find_runnable(m: &M) -> Option<GRef> {
+    let shared = m.shared();
+    loop {
+        if shared.is_stopping() {
+            return None;
+        }
+        let p = m.p();
+        if let Some(g) = next_local(shared, p) {
+            reset_spinning(m);
+            return Some(g);
+        }
+        // Step 3: spin, stealing, if spinning is allowed.
+        if m.spinning.get() || shared.idle.may_spin(shared.config.procs) {
+            if !m.spinning.get() {
+                m.spinning.set(true);
+                shared.idle.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+            if let Some(g) = spin_and_steal(m, p) {
+                reset_spinning(m);
+                return Some(g);
+            }
+        }
+        if shared.is_stopping() {
+            return None;
+        }
+        // Step 4: give up the P (trimming idle stacks first, off the spawn path).
+        pool::trim_idle(shared, p);
+        if !shared.idle.release_p(shared, p) {
+            continue;
+        }
+        m.p.set(ptr::null());
+        // Step 5: stop spinning, then look once more (the race is closed by
+        // SeqCst: submitters push, fence, then read nmspinning/npidle).
+        let was_spinning = m.spinning.replace(false);
+        if was_spinning {
+            shared.idle.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        if shared.any_work() {
+            if let Some(p) = shared.idle.take_p(shared) {
+                m.p.set(p);
+                if was_spinning {
+                    m.spinning.set(true);
+                    shared.idle.nmspinning.fetch_add(1, Ordering::SeqCst);
+                }
+                continue;
+            }
+        }
+        // Step 6: sleep until a waker hands us a P.
+        let p = shared.idle.sleep(shared, m);
+        if p.is_null() {
+            return None;
+        }
+        m.p.set(p);
+    }
+}
+
+/// Steals from other Ps in random order, for up to `SPIN_FOR`.
+fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
+    let shared = m.shared();
+    let procs = shared.ps.len();
+    // SAFETY: the calling M holds `p`.
+    let local = unsafe { p.local() };
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        let first = (m.random() % procs as u64) as usize;
+        for offset in 0..procs {
+            let victim = (first + offset) % procs;
+            if victim == p.index {
+                continue;
+            }
+            let stealer = &shared.stealers[victim];
+            let available = stealer.len();
+            if available > 0 {
+                // Half of the victim's queue (the popped G included).
+                let limit = available.div_ceil(2);
+                if let Steal::Success(g) = stealer.steal_batch_with_limit_and_pop(local, limit) {
+                    tracing::trace!(m = m.id, victim, limit, "steal");
+                    return Some(g);
+                }
+            } else if round > 0 {
+                // Like Go, take a victim's runnext only after a first round,
+                // giving its owner a moment to run it.
+                if let Some(g) = shared.ps[victim].take_runnext() {
+                    tracing::trace!(m = m.id, victim, "steal runnext");
+                    return Some(g);
+                }
+            }
+        }
+        if let Steal::Success(g) = shared.injector.steal_batch_and_pop(local) {
+            return Some(g);
+        }
+        if shared.is_stopping() || start.elapsed() >= SPIN_FOR {
+            return None;
+        }
+        round += 1;
+        std::hint::spin_loop();
+    }
+}
+
+/// Go's `resetspinning`: a spinning M that found work stops spinning, and if
+/// it was the last spinner, wakes another (there may be more work).
+fn reset_spinning(m: &M) {
+    if m.spinning.replace(false) {
+        let shared = m.shared();
+        if shared.idle.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
+            wakep(shared);
+        }
+    }
+}
+
+/// Parks the current goroutine (Go's `gopark`).
+///
+/// Once the goroutine is off its stack, `unlock(g)` runs on another stack. It
+/// publishes `g` to whoever will wake it (a wait queue) and returns `true`;
+/// from then on, exactly one party may call [`ready`] on it. If it returns
+/// `false` (the condition already holds), the goroutine is made runnable again
+/// at once. `unlock` must not block and must not panic.
+///
+/// # Panics
+/// Outside a goroutine.
+pub fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
+    let m = current_m();
+    assert!(!m.is_null(), "goro: park() called outside a goroutine");
+    // SAFETY: non-null: our M.
+    let g = unsafe { &*m }.curg.get().expect("goro: park() called outside a goroutine");
+    g.set_wait_reason(reason);
+    tracing::trace!(goroutine = g.id(), reason = reason.as_str(), "park");
+    let mut unlock = Some(unlock);
+    let mut call = move |g: GRef| match unlock.take() {
+        Some(unlock) => unlock(g),
+        None => false,
+    };
+    let call: &mut (dyn FnMut(GRef) -> bool + '_) = &mut call;
+    // SAFETY: erases the closure's lifetime. It lives in this frame, which
+    // stays intact until the goroutine resumes, and `finish_switch` calls it
+    // exactly once before anyone can resume us.
+    let call: *mut (dyn FnMut(GRef) -> bool + 'static) = unsafe { std::mem::transmute(call) };
+    switch_out(Pending::Park(g, call));
+    g.set_wait_reason(WaitReason::None);
+}
+
+/// Makes a parked goroutine runnable (Go's `goready`). Callable from any
+/// goroutine of any runtime, or from a foreign thread.
+///
+/// # Panics
+/// Aborts the process if `g` is not parked: two wakers for one park is a bug
+/// in the caller that would otherwise run one goroutine on two threads.
+pub fn ready(g: GRef) {
+    if !g.try_make_runnable() {
+        crate::sys::write_stderr(b"fatal error: goro: ready() on a goroutine that is not parked\n");
+        crate::sys::abort();
+    }
+    tracing::trace!(goroutine = g.id(), reason = g.wait_reason().as_str(), "ready");
+    // SAFETY: a G's Shared outlives it (g.rs module doc).
+    let shared = unsafe { &*g.shared };
+    let m = current_m();
+    // SAFETY: non-null current M is this thread's live M.
+    if let Some(m) = unsafe { m.as_ref() } {
+        if ptr::eq(m.shared, shared) && !m.p.get().is_null() {
+            // SAFETY: this M holds its P; `g` is Runnable and unqueued.
+            unsafe { m.p().put(g, true) };
+            wakep(shared);
+            return;
+        }
+    }
+    shared.injector.push(g);
+    wakep(shared);
+}
+
+/// Go's `Gosched`: lets other goroutines run; this one stays runnable.
+pub fn yield_now() {
+    // SAFETY: a non-null current M is this thread's live M.
+    match unsafe { current_m().as_ref() } {
+        Some(m) if m.curg.get().is_some() => {
+            let g = m.curg.get().expect("checked");
+            switch_out(Pending::Yield(g));
+        }
+        _ => std::thread::yield_now(),
+    }
+}
+
+/// Whether the caller is a goroutine.
+pub fn in_goroutine() -> bool {
+    // SAFETY: a non-null current M is this thread's live M.
+    unsafe { current_m().as_ref() }.is_some_and(|m| m.curg.get().is_some())
+}
+
+/// Why a spawn from the current context could not happen.
+pub(crate) enum SpawnError {
+    /// The caller is not a goroutine, so there is no current runtime.
+    NoRuntime,
+    /// The stack could not be mapped (the VMA ceiling, usually).
+    Stack(io::Error),
+}
+
+/// Spawns on the current goroutine's runtime and P (into `runnext`, as Go).
+pub(crate) fn spawn_here(
+    task: Arc<dyn Task>,
+    name: Option<Box<str>>,
+    stack_size: Option<usize>,
+) -> Result<u64, SpawnError> {
+    // SAFETY: a non-null current M is this thread's live M.
+    let m = match unsafe { current_m().as_ref() } {
+        Some(m) if m.curg.get().is_some() => m,
+        _ => return Err(SpawnError::NoRuntime),
+    };
+    let shared = m.shared();
+    let p = m.p();
+    let size = stack_size.unwrap_or(shared.config.stack_size);
+    let g = pool::get(shared, Some(p), size).map_err(SpawnError::Stack)?;
+    // SAFETY: this M holds `p`.
+    let id = unsafe { p.next_goroutine_id(&shared.next_goroutine_id) };
+    // SAFETY: `g` is Idle and owned by us; it has a stack.
+    unsafe { g.prepare(id, name, task, goroutine_entry) };
+    shared.live_goroutines.fetch_add(1, Ordering::Relaxed);
+    g.set_status(Status::Runnable);
+    tracing::trace!(goroutine = id, "spawn");
+    // SAFETY: this M holds `p`; `g` is Runnable and unqueued.
+    unsafe { p.put(g, true) };
+    wakep(shared);
+    Ok(id)
+}
+
+/// Spawns from a thread that is not one of this runtime's goroutines: the G
+/// goes to the global queue.
+pub(crate) fn spawn_external(
+    shared: &Shared,
+    task: Arc<dyn Task>,
+    name: Option<Box<str>>,
+    stack_size: Option<usize>,
+) -> io::Result<u64> {
+    let size = stack_size.unwrap_or(shared.config.stack_size);
+    let g = pool::get(shared, None, size)?;
+    let id = shared.next_goroutine_id.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `g` is Idle and owned by us; it has a stack.
+    unsafe { g.prepare(id, name, task, goroutine_entry) };
+    shared.live_goroutines.fetch_add(1, Ordering::Relaxed);
+    g.set_status(Status::Runnable);
+    tracing::trace!(goroutine = id, "spawn (external)");
+    shared.injector.push(g);
+    wakep(shared);
+    Ok(id)
+}
+
+/// A goroutine's first Rust frame, entered from `arch`'s first-run trampoline.
+/// Never returns and never unwinds: the task catches the closure's panic.
+extern "C" fn goroutine_entry(g: usize) -> ! {
+    // SAFETY: `init_stack` was given this G's pointer as the argument.
+    let g = unsafe { GRef::from_ptr(g as *mut G) };
+    // SAFETY: goroutines run on Ms, so the current M is non-null.
+    finish_switch(unsafe { &*current_m() });
+    // SAFETY: the G is Running on this M: we own it.
+    if let Some(task) = unsafe { g.task() } {
+        task.run();
+    }
+    // SAFETY: still our G; this drops the closure's Arc on the G's own stack.
+    unsafe { g.clear_task() };
+    // SAFETY: still on an M (perhaps another one).
+    let m = unsafe { &*current_m() };
+    m.shared().live_goroutines.fetch_sub(1, Ordering::Release);
+    switch_out(Pending::Exit(g));
+    crate::sys::write_stderr(b"fatal error: goro: a dead goroutine was resumed\n");
+    crate::sys::abort()
+}

@@ -1,0 +1,85 @@
+//! `Shared`: the part of a runtime every M, P and foreign thread can reach
+//! (tokio's naming). Per-runtime, so two runtimes in one process share nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use super::g::GRef;
+use super::idle::Idle;
+use super::p::P;
+use super::pool::GlobalPool;
+
+/// Settings fixed when the runtime is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub procs: usize,
+    pub stack_size: usize,
+    pub max_threads: usize,
+}
+
+pub(crate) struct Shared {
+    pub config: Config,
+    pub ps: Box<[P]>,
+    pub stealers: Box<[Stealer<GRef>]>,
+    /// The global run queue (Go's `sched.runq`).
+    pub injector: Injector<GRef>,
+    pub idle: Idle,
+    pub pool: GlobalPool,
+    /// Every G ever allocated (Go's `allgs`); appended only when a new G is
+    /// allocated, never on the recycled spawn path.
+    pub all_gs: Mutex<Vec<GRef>>,
+    /// Goroutines spawned and not yet returned.
+    pub live_goroutines: AtomicUsize,
+    pub next_goroutine_id: AtomicU64,
+    /// Set once by shutdown; Ms leave their loop at the next schedule point.
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Shared {
+        let workers: Vec<Worker<GRef>> = (0..config.procs).map(|_| Worker::new_fifo()).collect();
+        let stealers = workers.iter().map(Worker::stealer).collect();
+        let ps = workers
+            .into_iter()
+            .enumerate()
+            .map(|(index, worker)| P::new(index, worker))
+            .collect();
+        Shared {
+            idle: Idle::new(config.procs),
+            config,
+            ps,
+            stealers,
+            injector: Injector::new(),
+            pool: GlobalPool::default(),
+            all_gs: Mutex::new(Vec::new()),
+            live_goroutines: AtomicUsize::new(0),
+            next_goroutine_id: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Whether any run queue (global, local or runnext) holds a G.
+    pub(crate) fn any_work(&self) -> bool {
+        !self.injector.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
+            || self.ps.iter().any(P::has_runnext)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Runs only when no G can be used again (runtime.rs leaks the Shared
+        // otherwise), so freeing every G — and unmapping its stack — is safe.
+        let all = std::mem::take(self.all_gs.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for g in all {
+            // SAFETY: teardown; no M runs and no waiter holds these Gs.
+            unsafe { g.free() };
+        }
+    }
+}

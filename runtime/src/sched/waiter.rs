@@ -1,0 +1,70 @@
+//! Waiters: one way to block for both goroutines and foreign threads.
+//!
+//! Everything that waits (a `JoinHandle::join`, a `WaitGroup::wait`, and
+//! later channels and locks) may be called from a goroutine, which must park
+//! without blocking its M, or from a plain thread (`main` before the runtime,
+//! a thread of an embedding program), which must block. [`block`] hides the
+//! difference: the caller supplies a `register` closure that publishes a
+//! [`Waiter`] into its wait queue (or reports that the condition already
+//! holds), and whoever later satisfies the condition calls [`Waiter::wake`].
+//!
+//! For a goroutine, `register` runs as `park`'s unlock, after the goroutine
+//! is off its stack (see `schedule.rs`); for a thread, it runs inline and the
+//! thread then sleeps with `std::thread::park` until a flag is set.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
+
+use super::g::{GRef, WaitReason};
+use super::schedule::{in_goroutine, park, ready};
+
+/// Someone blocked until `wake` is called, exactly once.
+pub enum Waiter {
+    /// A parked goroutine.
+    Goroutine(GRef),
+    /// A blocked OS thread.
+    Thread(Arc<ThreadWaiter>),
+}
+
+/// The state a blocked thread sleeps on.
+pub struct ThreadWaiter {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl Waiter {
+    /// Wakes the waiter: readies the goroutine or unparks the thread.
+    pub fn wake(self) {
+        match self {
+            Waiter::Goroutine(g) => ready(g),
+            Waiter::Thread(waiter) => {
+                // Release pairs with the Acquire load in `block`.
+                waiter.woken.store(true, Ordering::Release);
+                waiter.thread.unpark();
+            }
+        }
+    }
+}
+
+/// Blocks the calling goroutine or thread until the [`Waiter`] handed to
+/// `register` is woken. `register` returns `false`, dropping the waiter, if
+/// the awaited condition already holds; then `block` returns at once.
+///
+/// `register` must not block or panic (for a goroutine it runs on another
+/// goroutine's stack).
+pub fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
+    if in_goroutine() {
+        park(reason, |g| register(Waiter::Goroutine(g)));
+        return;
+    }
+    let waiter = Arc::new(ThreadWaiter {
+        woken: AtomicBool::new(false),
+        thread: std::thread::current(),
+    });
+    if register(Waiter::Thread(waiter.clone())) {
+        while !waiter.woken.load(Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
+}

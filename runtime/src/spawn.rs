@@ -1,0 +1,80 @@
+//! Spawning goroutines: [`go`] and [`Builder`].
+
+use std::io;
+use std::sync::Arc;
+
+use crate::sched::g::Task;
+use crate::sched::schedule::{spawn_here, SpawnError};
+use crate::task::{Joinable, JoinHandle, TaskCell};
+
+/// The message for spawning where there is no current runtime.
+pub(crate) const NO_RUNTIME: &str = "goro::go called outside a goroutine: there is no current \
+     runtime; start one with goro::run(..) or build a goro::Runtime and use Runtime::block_on \
+     or Runtime::spawn";
+
+/// Spawns a goroutine on the current runtime (Go's `go f()`).
+///
+/// # Panics
+/// Outside a goroutine (use [`crate::run`] or [`crate::Runtime`]), and when
+/// no stack can be mapped — at the `vm.max_map_count` ceiling the message
+/// names the sysctl. [`Builder::spawn`] returns these as errors instead.
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(handle) => handle,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// Configures a goroutine before spawning it (`std::thread::Builder`'s shape).
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the runtime's defaults.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the goroutine; the name appears in diagnostics such as the
+    /// stack-overflow report.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the stack reservation in bytes (rounded up to whole pages, and to
+    /// at least 16 KiB). Pages are committed only as the goroutine touches them.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the goroutine on the current runtime.
+    ///
+    /// # Errors
+    /// - outside a goroutine (no current runtime), with a message saying to
+    ///   use `goro::run` or `Runtime`;
+    /// - when the stack cannot be mapped: at the `vm.max_map_count` ceiling
+    ///   (each goroutine costs 2 mappings) the message names the sysctl.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let cell = TaskCell::new(f);
+        let task: Arc<dyn Task> = cell.clone();
+        let slot: Arc<dyn Joinable<T>> = cell;
+        match spawn_here(task, self.name.map(String::into_boxed_str), self.stack_size) {
+            Ok(id) => Ok(JoinHandle::new(slot, id)),
+            Err(SpawnError::NoRuntime) => Err(io::Error::other(NO_RUNTIME)),
+            Err(SpawnError::Stack(error)) => Err(error),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Go's `sync.WaitGroup`: wait for a collection of goroutines to finish.
+//!
+//! Invariants:
+//! - `count` is the number of outstanding `done` calls; it never goes below
+//!   zero (that panics, as in Go).
+//! - A waiter is added to `waiters` only under its lock and only while
+//!   `count > 0` (re-checked under the lock). The `add` that brings `count` to
+//!   zero takes the same lock and wakes everyone queued. Because the zeroing
+//!   `fetch_add` happens before that lock, a waiter checking under the lock
+//!   either sees zero or is already queued: no wakeup is lost.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use crate::sched::{block, WaitReason, Waiter};
+
+/// Waits for a collection of goroutines (or threads) to finish.
+///
+/// Share it with `Arc`. `wait` parks a goroutine, or blocks a foreign thread.
+#[derive(Default)]
+pub struct WaitGroup {
+    count: AtomicI64,
+    waiters: Mutex<Vec<Waiter>>,
+}
+
+impl WaitGroup {
+    /// A wait group with a zero counter.
+    pub fn new() -> WaitGroup {
+        WaitGroup::default()
+    }
+
+    /// Adds `delta` (which may be negative) to the counter; at zero, every
+    /// waiter is released.
+    ///
+    /// # Panics
+    /// If the counter would go negative ("sync: negative WaitGroup counter").
+    pub fn add(&self, delta: i64) {
+        let count = self.count.fetch_add(delta, Ordering::AcqRel) + delta;
+        if count < 0 {
+            panic!("sync: negative WaitGroup counter");
+        }
+        if count == 0 && delta != 0 {
+            let waiters = std::mem::take(&mut *self.lock());
+            for waiter in waiters {
+                waiter.wake();
+            }
+        }
+    }
+
+    /// Decrements the counter by one.
+    ///
+    /// # Panics
+    /// If the counter would go negative.
+    pub fn done(&self) {
+        self.add(-1);
+    }
+
+    /// Blocks until the counter is zero.
+    pub fn wait(&self) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        block(WaitReason::WaitGroup, |waiter| {
+            let mut waiters = self.lock();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return false;
+            }
+            waiters.push(waiter);
+            true
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for WaitGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitGroup")
+            .field("count", &self.count.load(Ordering::Relaxed))
+            .finish()
+    }
+}

@@ -7,8 +7,8 @@
 //! code inside the runtime differs from ordinary code.
 //!
 //! ```
-//! let total: u64 = goro::run(|| {
-//!     let handles: Vec<_> = (0..100u64).map(|i| goro::go(move || i * i)).collect();
+//! let total: u64 = goro_runtime::run(|| {
+//!     let handles: Vec<_> = (0..100u64).map(|i| goro_runtime::go(move || i * i)).collect();
 //!     handles.into_iter().map(|h| h.join().unwrap()).sum()
 //! });
 //! assert_eq!(total, 328_350);
@@ -48,9 +48,8 @@ mod spawn;
 pub mod stack;
 pub mod sync;
 pub mod sys;
-mod task;
 
 pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use sched::yield_now;
 pub use spawn::{go, Builder};
-pub use task::{JoinHandle, ABANDONED};
+pub use sched::{JoinHandle, ABANDONED};

@@ -33,12 +33,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config;
-use crate::sched::g::{Status, Task};
+use crate::sched::g::Status;
 use crate::sched::m::current_m;
 use crate::sched::schedule::{in_goroutine, spawn_external};
 use crate::sched::shared::{Config, Shared};
 use crate::stack::DEFAULT_STACK_SIZE;
-use crate::task::{Joinable, JoinHandle, TaskCell};
+use crate::sched::task::{new_task, JoinHandle};
 
 /// Go's default limit on threads (`debug.SetMaxThreads`).
 const DEFAULT_MAX_THREADS: usize = 10_000;
@@ -190,11 +190,12 @@ impl Runtime {
         if self.shared.is_stopping() {
             return Err(io::Error::other("goro: the runtime is shut down"));
         }
-        let cell = TaskCell::new(f);
-        let task: Arc<dyn Task> = cell.clone();
-        let slot: Arc<dyn Joinable<T>> = cell;
+        let (task, cell) = new_task(f);
+        // SAFETY: `cell` comes from `new_task::<F, T>`; on error, dropping
+        // the handle (and the task, inside spawn_external) frees the cell.
+        let handle = unsafe { JoinHandle::<T>::new(cell, 0) };
         let id = spawn_external(&self.shared, task, None, None)?;
-        Ok(JoinHandle::new(slot, id))
+        Ok(handle.with_id(id))
     }
 
     /// Number of Ps.
@@ -204,7 +205,7 @@ impl Runtime {
 
     /// Goroutines spawned and not yet returned.
     pub fn num_goroutines(&self) -> usize {
-        self.shared.live_goroutines.load(Ordering::Acquire)
+        self.shared.live_goroutines()
     }
 
     /// Stops the runtime: waits up to `timeout` for goroutines to finish,
@@ -235,7 +236,8 @@ impl Runtime {
                     if detached == 0 && status != Status::Running {
                         // SAFETY: every M is joined, so no one runs this G.
                         if let Some(task) = unsafe { g.task() } {
-                            task.abandon();
+                            // SAFETY: as above.
+                            unsafe { task.abandon() };
                         }
                     }
                 }
@@ -289,9 +291,7 @@ fn current_shared(what: &str) -> &'static Shared {
 /// # Panics
 /// Outside a goroutine.
 pub fn num_goroutines() -> usize {
-    current_shared("num_goroutines")
-        .live_goroutines
-        .load(Ordering::Acquire)
+    current_shared("num_goroutines").live_goroutines()
 }
 
 /// The current runtime's number of Ps (Go's `runtime.GOMAXPROCS(0)`).

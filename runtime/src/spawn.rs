@@ -1,11 +1,9 @@
 //! Spawning goroutines: [`go`] and [`Builder`].
 
 use std::io;
-use std::sync::Arc;
 
-use crate::sched::g::Task;
 use crate::sched::schedule::{spawn_here, SpawnError};
-use crate::task::{Joinable, JoinHandle, TaskCell};
+use crate::sched::task::{new_task, JoinHandle};
 
 /// The message for spawning where there is no current runtime.
 pub(crate) const NO_RUNTIME: &str = "goro::go called outside a goroutine: there is no current \
@@ -68,11 +66,12 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let cell = TaskCell::new(f);
-        let task: Arc<dyn Task> = cell.clone();
-        let slot: Arc<dyn Joinable<T>> = cell;
+        let (task, cell) = new_task(f);
+        // SAFETY: `cell` comes from `new_task::<F, T>`. If the spawn fails,
+        // dropping the handle (and the task, inside spawn_here) frees the cell.
+        let handle = unsafe { JoinHandle::<T>::new(cell, 0) };
         match spawn_here(task, self.name.map(String::into_boxed_str), self.stack_size) {
-            Ok(id) => Ok(JoinHandle::new(slot, id)),
+            Ok(id) => Ok(handle.with_id(id)),
             Err(SpawnError::NoRuntime) => Err(io::Error::other(NO_RUNTIME)),
             Err(SpawnError::Stack(error)) => Err(error),
         }

@@ -31,7 +31,7 @@
 //!
 //! # Nothing unwinds across a switch
 //!
-//! A goroutine's first frame is [`x86_64::goroutine_start`], which calls the
+//! A goroutine's first frame is `goroutine_start`, which calls the
 //! scheduler's `extern "C"` entry. That entry runs the user's closure inside
 //! `catch_unwind`, so a panic stops there; an `extern "C"` function that did
 //! unwind would abort rather than cross into another stack.
@@ -39,7 +39,7 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{init_stack, switch};
+pub use x86_64::{start, switch};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("goro supports x86_64 Linux only for now (aarch64 is planned)");

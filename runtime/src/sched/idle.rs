@@ -192,12 +192,23 @@ impl Idle {
     }
 }
 
-/// Go's `wakep`: called after making a G runnable. If a P is idle and no M
-/// is spinning, starts one spinning M (step 2 of the protocol).
-pub(crate) fn wakep(shared: &Shared) {
-    // Pairs with the SeqCst decrement of nmspinning by an M that is about to
-    // sleep (step 5): either it sees our G, or we see it is gone.
+/// `wakep` after a push to the global queue (from a thread without a P).
+/// The SeqCst fence pairs with the one an M issues after it stops spinning
+/// (step 5): either that M sees our G, or we see it gone and wake one. Without
+/// the fence the push could sit in our store buffer while we read a stale
+/// `npidle == 0`, stranding the G with no M to run it.
+pub(crate) fn wakep_global(shared: &Shared) {
     fence(Ordering::SeqCst);
+    wakep(shared);
+}
+
+/// Go's `wakep`: called after making a G runnable on the caller's own P. If
+/// a P is idle and no M is spinning, starts one spinning M (step 2).
+///
+/// No fence here (as in Go): the G sits on the caller's own P, whose M will
+/// run it anyway, so a wake missed through a stale `npidle` costs parallelism
+/// for a moment, never liveness. That saves an `mfence` on every spawn.
+pub(crate) fn wakep(shared: &Shared) {
     let idle = &shared.idle;
     if idle.npidle.load(Ordering::SeqCst) == 0 {
         return;

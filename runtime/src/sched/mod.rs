@@ -72,6 +72,7 @@
 //!   (`schedule.rs`), so a yield is one switch.
 //! - **A thread per goroutine**: what goro exists to avoid.
 
+pub(crate) mod blocks;
 pub(crate) mod g;
 pub(crate) mod idle;
 pub(crate) mod m;
@@ -80,8 +81,10 @@ pub(crate) mod p;
 pub(crate) mod pool;
 pub(crate) mod schedule;
 pub(crate) mod shared;
+pub(crate) mod task;
 pub(crate) mod waiter;
 
 pub use g::{GRef, WaitReason};
-pub use schedule::{in_goroutine, park, ready, yield_now};
+pub use schedule::{current_goroutine_id, in_goroutine, park, ready, yield_now};
+pub use task::{JoinHandle, ABANDONED};
 pub use waiter::{block, ThreadWaiter, Waiter};

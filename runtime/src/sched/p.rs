@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use crossbeam_deque::Worker;
 
+use super::blocks::{self, BlockCache};
 use super::g::{GRef, G};
 
 /// Free Gs a P keeps before handing half of them to the global pool.
@@ -30,12 +31,22 @@ pub(crate) struct P {
     schedtick: AtomicU64,
     free: UnsafeCell<Vec<GRef>>,
     ids: UnsafeCell<(u64, u64)>,
+    /// Goroutines spawned on, and returned on, this P. Per P, written only by
+    /// the holder (load + store), so spawn and exit touch no shared cache
+    /// line; `Shared::live_goroutines` sums them.
+    spawned: AtomicU64,
+    exited: AtomicU64,
+    /// Small-block cache for task cells (`blocks.rs`).
+    blocks: UnsafeCell<BlockCache>,
 }
 
 // SAFETY: the UnsafeCell fields are used only by the M holding the P (module
 // doc); a P moves between Ms only through the sched lock (idle list) or the
 // Release store of `M::next_p` paired with the woken M's Acquire load.
 unsafe impl Sync for P {}
+// SAFETY: the cached blocks are plain heap memory owned by the P, usable
+// from any thread; everything else in P is Send.
+unsafe impl Send for P {}
 
 impl P {
     pub(crate) fn new(index: usize, local: Worker<GRef>) -> P {
@@ -46,6 +57,9 @@ impl P {
             schedtick: AtomicU64::new(0),
             free: UnsafeCell::new(Vec::with_capacity(FREE_CACHE_MAX)),
             ids: UnsafeCell::new((0, 0)),
+            spawned: AtomicU64::new(0),
+            exited: AtomicU64::new(0),
+            blocks: UnsafeCell::new(Default::default()),
         }
     }
 
@@ -67,6 +81,16 @@ impl P {
     pub(crate) unsafe fn free(&self) -> &mut Vec<GRef> {
         // SAFETY: only the holder touches it, never re-entrantly.
         unsafe { &mut *self.free.get() }
+    }
+
+    /// The small-block cache.
+    ///
+    /// # Safety
+    /// The calling M holds this P, and drops the reference before any switch.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn blocks(&self) -> &mut BlockCache {
+        // SAFETY: only the holder touches it, never re-entrantly.
+        unsafe { &mut *self.blocks.get() }
     }
 
     /// Puts `g` on this P: into `runnext` if `next` (kicking the old runnext
@@ -103,8 +127,27 @@ impl P {
         !self.runnext.load(Ordering::Acquire).is_null()
     }
 
-    pub(crate) fn tick(&self) -> u64 {
-        self.schedtick.fetch_add(1, Ordering::Relaxed)
+    /// Counts one more G started on this P. Only the holder writes the
+    /// tick, so a plain load and store suffice (no locked instruction on the
+    /// switch path); readers on other threads see some recent value.
+    pub(crate) fn tick(&self) {
+        let tick = self.schedtick.load(Ordering::Relaxed);
+        self.schedtick.store(tick.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Counts a goroutine spawned here (holder only).
+    pub(crate) fn count_spawn(&self) {
+        bump(&self.spawned);
+    }
+
+    /// Counts a goroutine that returned here (holder only).
+    pub(crate) fn count_exit(&self) {
+        bump(&self.exited);
+    }
+
+    /// (spawned, exited) so far.
+    pub(crate) fn goroutine_counts(&self) -> (u64, u64) {
+        (self.spawned.load(Ordering::Acquire), self.exited.load(Ordering::Acquire))
     }
 
     pub(crate) fn schedtick(&self) -> u64 {
@@ -126,4 +169,16 @@ impl P {
         ids.0 += 1;
         id
     }
+}
+
+impl Drop for P {
+    fn drop(&mut self) {
+        blocks::release_all(self.blocks.get_mut());
+    }
+}
+
+/// Increments a counter that only one thread writes at a time.
+fn bump(counter: &AtomicU64) {
+    let value = counter.load(Ordering::Relaxed);
+    counter.store(value.wrapping_add(1), Ordering::Release);
 }

@@ -25,17 +25,17 @@
 use std::io;
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 
-use super::g::{GRef, Status, Task, WaitReason, G};
-use super::idle::wakep;
+use super::g::{GRef, Status, WaitReason, G};
+use super::idle::{wakep, wakep_global};
 use super::m::{current_m, Pending, M};
 use super::p::P;
 use super::pool;
 use super::shared::Shared;
+use super::task::TaskRef;
 use crate::arch;
 
 /// How long a spinning M keeps looking for work before it sleeps. Waking a
@@ -62,9 +62,28 @@ fn execute(m: &M, g: GRef) {
     m.p().tick();
     m.curg.set(Some(g));
     g.set_status(Status::Running);
-    // SAFETY: `g` was Runnable and we dequeued it, so we own it; its `sp` is a
-    // suspended context saved by a completed switch (or `init_stack`).
-    unsafe { arch::switch(m.g0_sp.get(), *g.sp.get()) };
+    // SAFETY: `g` was Runnable and we dequeued it, so we own it.
+    unsafe { enter(m.g0_sp.get(), g) };
+}
+
+/// Saves the running context into `save` and runs `g`: resumes its saved
+/// context, or starts it if it has never run (`sp == 0`, see `G::prepare`).
+///
+/// # Safety
+/// The caller owns `g` (Running, just dequeued) and `save` is the current
+/// context's save slot.
+#[inline(always)]
+unsafe fn enter(save: *mut usize, g: GRef) {
+    // SAFETY: the caller owns `g`, so reading its cells is race-free; a
+    // non-zero `sp` is a context saved by a completed switch.
+    unsafe {
+        let sp = *g.sp.get();
+        if sp == 0 {
+            arch::start(save, g.start_top(), goroutine_entry, g.as_ptr() as usize);
+        } else {
+            arch::switch(save, sp);
+        }
+    }
 }
 
 /// A G's successor from its own P without leaving the G's stack: runnext,
@@ -110,8 +129,8 @@ fn switch_out(pending: Pending) {
             m.curg.set(Some(next));
             next.set_status(Status::Running);
             // SAFETY: we own `current` (Running on this M) and `next` (just
-            // dequeued); `next.sp` is a completed suspended context.
-            unsafe { arch::switch(current.sp.get(), *next.sp.get()) };
+            // dequeued); `current.sp` is our save slot.
+            unsafe { enter(current.sp.get(), next) };
         }
         None => {
             m.curg.set(None);
@@ -321,7 +340,7 @@ pub fn ready(g: GRef) {
         }
     }
     shared.injector.push(g);
-    wakep(shared);
+    wakep_global(shared);
 }
 
 /// Go's `Gosched`: lets other goroutines run; this one stays runnable.
@@ -342,6 +361,14 @@ pub fn in_goroutine() -> bool {
     unsafe { current_m().as_ref() }.is_some_and(|m| m.curg.get().is_some())
 }
 
+/// The id of the calling goroutine, as the runtime sees it (the G its
+/// current M is running), or `None` outside a goroutine. Diagnostics and
+/// tests use it; it is not meant for goroutine-local storage.
+pub fn current_goroutine_id() -> Option<u64> {
+    // SAFETY: a non-null current M is this thread's live M.
+    unsafe { current_m().as_ref() }.and_then(|m| m.curg.get()).map(|g| g.id())
+}
+
 /// Why a spawn from the current context could not happen.
 pub(crate) enum SpawnError {
     /// The caller is not a goroutine, so there is no current runtime.
@@ -352,7 +379,7 @@ pub(crate) enum SpawnError {
 
 /// Spawns on the current goroutine's runtime and P (into `runnext`, as Go).
 pub(crate) fn spawn_here(
-    task: Arc<dyn Task>,
+    task: TaskRef,
     name: Option<Box<str>>,
     stack_size: Option<usize>,
 ) -> Result<u64, SpawnError> {
@@ -368,8 +395,8 @@ pub(crate) fn spawn_here(
     // SAFETY: this M holds `p`.
     let id = unsafe { p.next_goroutine_id(&shared.next_goroutine_id) };
     // SAFETY: `g` is Idle and owned by us; it has a stack.
-    unsafe { g.prepare(id, name, task, goroutine_entry) };
-    shared.live_goroutines.fetch_add(1, Ordering::Relaxed);
+    unsafe { g.prepare(id, name, task) };
+    p.count_spawn();
     g.set_status(Status::Runnable);
     tracing::trace!(goroutine = id, "spawn");
     // SAFETY: this M holds `p`; `g` is Runnable and unqueued.
@@ -382,7 +409,7 @@ pub(crate) fn spawn_here(
 /// goes to the global queue.
 pub(crate) fn spawn_external(
     shared: &Shared,
-    task: Arc<dyn Task>,
+    task: TaskRef,
     name: Option<Box<str>>,
     stack_size: Option<usize>,
 ) -> io::Result<u64> {
@@ -390,31 +417,31 @@ pub(crate) fn spawn_external(
     let g = pool::get(shared, None, size)?;
     let id = shared.next_goroutine_id.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `g` is Idle and owned by us; it has a stack.
-    unsafe { g.prepare(id, name, task, goroutine_entry) };
-    shared.live_goroutines.fetch_add(1, Ordering::Relaxed);
+    unsafe { g.prepare(id, name, task) };
+    shared.external_spawned.fetch_add(1, Ordering::AcqRel);
     g.set_status(Status::Runnable);
     tracing::trace!(goroutine = id, "spawn (external)");
     shared.injector.push(g);
-    wakep(shared);
+    wakep_global(shared);
     Ok(id)
 }
 
-/// A goroutine's first Rust frame, entered from `arch`'s first-run trampoline.
+/// A goroutine's first Rust frame, entered through `arch::start`.
 /// Never returns and never unwinds: the task catches the closure's panic.
 extern "C" fn goroutine_entry(g: usize) -> ! {
-    // SAFETY: `init_stack` was given this G's pointer as the argument.
+    // SAFETY: `enter` passes this G's pointer as the argument.
     let g = unsafe { GRef::from_ptr(g as *mut G) };
     // SAFETY: goroutines run on Ms, so the current M is non-null.
     finish_switch(unsafe { &*current_m() });
     // SAFETY: the G is Running on this M: we own it.
     if let Some(task) = unsafe { g.task() } {
-        task.run();
+        // SAFETY: this goroutine owns the task and runs it once.
+        unsafe { task.run() };
     }
     // SAFETY: still our G; this drops the closure's Arc on the G's own stack.
     unsafe { g.clear_task() };
     // SAFETY: still on an M (perhaps another one).
-    let m = unsafe { &*current_m() };
-    m.shared().live_goroutines.fetch_sub(1, Ordering::Release);
+    unsafe { &*current_m() }.p().count_exit();
     switch_out(Pending::Exit(g));
     crate::sys::write_stderr(b"fatal error: goro: a dead goroutine was resumed\n");
     crate::sys::abort()

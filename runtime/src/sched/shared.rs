@@ -1,7 +1,7 @@
 //! `Shared`: the part of a runtime every M, P and foreign thread can reach
 //! (tokio's naming). Per-runtime, so two runtimes in one process share nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
@@ -30,8 +30,8 @@ pub(crate) struct Shared {
     /// Every G ever allocated (Go's `allgs`); appended only when a new G is
     /// allocated, never on the recycled spawn path.
     pub all_gs: Mutex<Vec<GRef>>,
-    /// Goroutines spawned and not yet returned.
-    pub live_goroutines: AtomicUsize,
+    /// Goroutines spawned from foreign threads (per-P counters hold the rest).
+    pub external_spawned: AtomicU64,
     pub next_goroutine_id: AtomicU64,
     /// Set once by shutdown; Ms leave their loop at the next schedule point.
     pub stopping: AtomicBool,
@@ -54,7 +54,7 @@ impl Shared {
             injector: Injector::new(),
             pool: GlobalPool::default(),
             all_gs: Mutex::new(Vec::new()),
-            live_goroutines: AtomicUsize::new(0),
+            external_spawned: AtomicU64::new(0),
             next_goroutine_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         }
@@ -62,6 +62,18 @@ impl Shared {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Goroutines spawned and not yet returned: the per-P counters summed.
+    /// Exact whenever no goroutine is being spawned or returning meanwhile.
+    pub(crate) fn live_goroutines(&self) -> usize {
+        let (mut spawned, mut exited) = (self.external_spawned.load(Ordering::Acquire), 0u64);
+        for p in self.ps.iter() {
+            let (s, e) = p.goroutine_counts();
+            spawned = spawned.wrapping_add(s);
+            exited = exited.wrapping_add(e);
+        }
+        spawned.wrapping_sub(exited) as usize
     }
 
     /// Whether any run queue (global, local or runnext) holds a G.

@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// The variable that tells a re-executed test binary which child role to play.
+const CHILD: &str = "GORO_TEST_CHILD";
+
+/// Whether this process is the child for `test`.
+pub fn is_child(test: &str) -> bool {
+    std::env::var(CHILD).is_ok_and(|role| role == test)
+}
+
+/// Re-runs this test binary for just `test`, in child mode, with `env`.
+pub fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
+    command
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, test);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("spawn child test process")
+}
+
+/// Threads of this process, from /proc/self/task.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
+}
+
+/// A runtime with `procs` Ps.
+pub fn runtime(procs: usize) -> goro_runtime::Runtime {
+    goro_runtime::Runtime::builder().procs(procs).build().expect("build runtime")
+}

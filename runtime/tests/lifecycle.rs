@@ -1,0 +1,99 @@
+//! Runtime lifecycle: shutdown joins every thread, two runtimes coexist, and
+//! goroutines left behind are abandoned with a clear error.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use goro_runtime::sync::WaitGroup;
+use goro_runtime::{go, ABANDONED};
+
+/// Runs in a child process so that no other test's threads are counted.
+#[test]
+fn shutdown_leaves_no_threads_and_two_runtimes_coexist() {
+    let name = "shutdown_leaves_no_threads_and_two_runtimes_coexist";
+    if !common::is_child(name) {
+        let output = common::run_child(name, &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "child failed: {output:?}");
+        assert!(stdout.contains("CHILD-OK"), "child did not finish: {stdout}");
+        return;
+    }
+    let baseline = common::thread_count();
+
+    let first = Arc::new(common::runtime(2));
+    let second = Arc::new(common::runtime(1));
+    // Drive both at once from two threads; each sees its own procs.
+    let a = {
+        let rt = first.clone();
+        std::thread::spawn(move || {
+            rt.block_on(|| {
+                let handles: Vec<_> = (0..1000u64).map(|i| go(move || i)).collect();
+                let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+                (sum, goro_runtime::runtime::procs())
+            })
+        })
+    };
+    let b = {
+        let rt = second.clone();
+        std::thread::spawn(move || {
+            rt.block_on(|| {
+                let handles: Vec<_> = (0..1000u64).map(|i| go(move || 2 * i)).collect();
+                let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+                (sum, goro_runtime::runtime::procs())
+            })
+        })
+    };
+    assert_eq!(a.join().unwrap(), (499_500, 2));
+    assert_eq!(b.join().unwrap(), (999_000, 1));
+    assert!(common::thread_count() > baseline, "the runtimes started M threads");
+
+    let first = Arc::try_unwrap(first).expect("sole owner");
+    first.shutdown_timeout(Duration::from_secs(5));
+    // The second runtime still works after the first is gone.
+    assert_eq!(second.block_on(|| go(|| 7).join().unwrap()), 7);
+    Arc::try_unwrap(second).expect("sole owner").shutdown_timeout(Duration::from_secs(5));
+
+    assert_eq!(common::thread_count(), baseline, "every M thread was joined");
+
+    // goro::run starts and stops a runtime of its own, leaving nothing behind.
+    assert_eq!(goro_runtime::run(|| go(|| 1).join().unwrap() + 1), 2);
+    assert_eq!(common::thread_count(), baseline, "goro::run joined its threads");
+    println!("CHILD-OK");
+}
+
+#[test]
+fn goroutines_still_parked_at_shutdown_are_abandoned_with_an_error() {
+    let rt = common::runtime(2);
+    let gate = Arc::new(WaitGroup::new());
+    gate.add(1);
+    let stuck = {
+        let gate = gate.clone();
+        rt.spawn(move || {
+            gate.wait();
+            "finished"
+        })
+    };
+    let quick = rt.spawn(|| "quick");
+    assert_eq!(quick.join().unwrap(), "quick");
+    rt.shutdown_timeout(Duration::from_millis(50));
+    let payload = stuck.join().expect_err("a parked goroutine cannot finish");
+    assert_eq!(payload.downcast_ref::<&str>().copied(), Some(ABANDONED));
+    // Releasing the gate after shutdown is harmless: the runtime's state was
+    // kept alive for exactly this.
+    gate.done();
+}
+
+#[test]
+fn shutdown_waits_for_goroutines_that_finish_in_time() {
+    let rt = common::runtime(2);
+    let handle = rt.spawn(|| {
+        for _ in 0..1000 {
+            goro_runtime::yield_now();
+        }
+        "done"
+    });
+    rt.shutdown_timeout(Duration::from_secs(10));
+    assert_eq!(handle.join().unwrap(), "done");
+}

@@ -69,7 +69,9 @@ fn spawn_exit(c: &mut Criterion) {
         let rt = runtime(procs);
         // Warm the stack pools so the figure is the steady state.
         spawn_batches(&rt, 20_000);
-        group.bench_function(format!("{procs}p"), |b| b.iter_custom(|iters| spawn_batches(&rt, iters)));
+        group.bench_function(format!("{procs}p"), |b| {
+            b.iter_custom(|iters| spawn_batches(&rt, iters))
+        });
     }
     group.finish();
 }

@@ -17,8 +17,12 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let goroutines: u64 = args.next().map_or(10_000, |a| a.parse().expect("goroutines: a number"));
-    let waves: u64 = args.next().map_or(10, |a| a.parse().expect("waves: a number"));
+    let goroutines: u64 = args
+        .next()
+        .map_or(10_000, |a| a.parse().expect("goroutines: a number"));
+    let waves: u64 = args
+        .next()
+        .map_or(10, |a| a.parse().expect("waves: a number"));
 
     let report = goro::run(move || {
         let threads = Arc::new(Mutex::new(HashSet::new()));
@@ -42,7 +46,10 @@ fn main() {
                     })
                 })
                 .collect();
-            total += handles.into_iter().map(|h| h.join().expect("worker panicked")).sum::<u128>();
+            total += handles
+                .into_iter()
+                .map(|h| h.join().expect("worker panicked"))
+                .sum::<u128>();
         }
         let elapsed = started.elapsed();
         let threads = threads.lock().unwrap().len();

@@ -19,7 +19,9 @@
 //! Read the `goro_runtime` crate docs for the thread-local hazard: a
 //! goroutine may resume on another OS thread after it switches out.
 
-pub use goro_runtime::{go, run, sync, yield_now, Builder, JoinHandle, Runtime, RuntimeBuilder, ABANDONED};
+pub use goro_runtime::{
+    go, run, sync, yield_now, Builder, JoinHandle, Runtime, RuntimeBuilder, ABANDONED,
+};
 
 /// Queries about the current runtime (Go's `runtime` package).
 pub mod runtime {

@@ -51,7 +51,10 @@ mod tests {
     fn parses_positive_integers_and_names_the_variable_otherwise() {
         assert_eq!(parse_positive("GORO_MAXPROCS", " 4 "), Ok(4));
         let error = parse_positive("GORO_MAXPROCS", "zero").unwrap_err();
-        assert!(error.contains("GORO_MAXPROCS") && error.contains("zero"), "{error}");
+        assert!(
+            error.contains("GORO_MAXPROCS") && error.contains("zero"),
+            "{error}"
+        );
         assert!(parse_positive("GORO_STACK_SIZE", "0").is_err());
         assert!(parse_positive("GORO_STACK_SIZE", "-1").is_err());
     }

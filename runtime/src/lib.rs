@@ -51,5 +51,5 @@ pub mod sys;
 
 pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use sched::yield_now;
-pub use spawn::{go, Builder};
 pub use sched::{JoinHandle, ABANDONED};
+pub use spawn::{go, Builder};

@@ -37,8 +37,8 @@ use crate::sched::g::Status;
 use crate::sched::m::current_m;
 use crate::sched::schedule::{in_goroutine, spawn_external};
 use crate::sched::shared::{Config, Shared};
-use crate::stack::DEFAULT_STACK_SIZE;
 use crate::sched::task::{new_task, JoinHandle};
+use crate::stack::DEFAULT_STACK_SIZE;
 
 /// Go's default limit on threads (`debug.SetMaxThreads`).
 const DEFAULT_MAX_THREADS: usize = 10_000;
@@ -106,10 +106,14 @@ impl RuntimeBuilder {
     /// `InvalidInput` for a zero setting or a malformed environment variable.
     pub fn build(self) -> io::Result<Runtime> {
         let environment = config::environment()?;
-        let procs = self.procs.or(environment.procs).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        });
-        let stack_size = self.stack_size.or(environment.stack_size).unwrap_or(DEFAULT_STACK_SIZE);
+        let procs = self
+            .procs
+            .or(environment.procs)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let stack_size = self
+            .stack_size
+            .or(environment.stack_size)
+            .unwrap_or(DEFAULT_STACK_SIZE);
         let max_threads = self.max_threads.unwrap_or(DEFAULT_MAX_THREADS);
         let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
         if procs == 0 {
@@ -118,8 +122,7 @@ impl RuntimeBuilder {
         if max_threads < procs {
             return Err(invalid("goro: max_threads must be at least procs"));
         }
-        let page = crate::sys::page_size();
-        let stack_size = stack_size.max(crate::stack::MIN_STACK_SIZE).div_ceil(page) * page;
+        let stack_size = crate::stack::round_size(stack_size)?;
         crate::sched::overflow::install();
         let shared = Arc::new(Shared::new(Config {
             procs,
@@ -218,17 +221,38 @@ impl Runtime {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
+        // SAFETY: a non-null current M is this thread's live M.
+        let from_own_goroutine = unsafe { current_m().as_ref() }
+            .is_some_and(|m| std::ptr::eq(m.shared, Arc::as_ptr(&self.shared)));
+        if from_own_goroutine {
+            // Waiting would wait for ourselves: stop at once; our own M
+            // cannot be joined, so the state is leaked (below).
+            tracing::warn!("goro runtime shut down from one of its own goroutines");
+        }
         let start = Instant::now();
-        let deadline = start + timeout;
+        let deadline = if from_own_goroutine {
+            start
+        } else {
+            start + timeout
+        };
         let mut pause = Duration::from_micros(50);
         while self.num_goroutines() > 0 && Instant::now() < deadline {
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             pause = (pause * 2).min(Duration::from_millis(1));
         }
         self.shared.stopping.store(true, Ordering::Release);
-        let detached = self.shared.idle.stop_all(deadline.max(Instant::now() + EXIT_GRACE));
+        let detached = self
+            .shared
+            .idle
+            .stop_all(deadline.max(Instant::now() + EXIT_GRACE));
         let mut abandoned = 0usize;
-        for g in self.shared.all_gs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for g in self
+            .shared
+            .all_gs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             match g.status() {
                 Status::Idle | Status::Dead => {}
                 status => {

@@ -46,6 +46,22 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// useful if a goroutine can do something before overflowing.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
+/// The largest reservation accepted (64 GiB): far beyond any real stack, and
+/// small enough that page rounding cannot overflow.
+pub const MAX_STACK_SIZE: usize = 64 << 30;
+
+/// Rounds a requested size up to whole pages, at least [`MIN_STACK_SIZE`].
+pub fn round_size(size: usize) -> io::Result<usize> {
+    if size > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("goro: stack size {size} bytes exceeds the maximum of {MAX_STACK_SIZE} bytes"),
+        ));
+    }
+    let page = sys::page_size();
+    Ok(size.max(MIN_STACK_SIZE).div_ceil(page) * page)
+}
+
 /// Bytes at the top of a pooled stack that trimming leaves resident.
 pub const KEEP_RESIDENT: usize = 16 * 1024;
 
@@ -56,9 +72,13 @@ pub struct Stack {
 
 impl Stack {
     /// Maps a stack with `size` usable bytes (rounded up to whole pages).
+    ///
+    /// # Errors
+    /// `InvalidInput` above [`MAX_STACK_SIZE`]; otherwise the mapping error,
+    /// which names `vm.max_map_count` when the VMA ceiling is the likely cause.
     pub fn new(size: usize) -> io::Result<Stack> {
         let page = sys::page_size();
-        let usable = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
+        let usable = round_size(size)?;
         let mut mapping = memmap2::MmapOptions::new()
             .len(usable + page)
             .no_reserve_swap()
@@ -144,7 +164,10 @@ mod tests {
         assert!(stack.usable() >= 20_000);
         let (lo, hi) = stack.guard();
         assert_eq!(hi - lo, sys::page_size());
-        assert_eq!(stack.top() as usize - stack.base(), stack.usable() + sys::page_size());
+        assert_eq!(
+            stack.top() as usize - stack.base(),
+            stack.usable() + sys::page_size()
+        );
     }
 
     #[test]
@@ -156,6 +179,14 @@ mod tests {
         unsafe { stack.trim() };
         // SAFETY: as above; KEEP_RESIDENT keeps the top page's contents.
         assert_eq!(unsafe { stack.top().cast::<u64>().sub(1).read() }, 0xfeed);
+    }
+
+    #[test]
+    fn absurd_sizes_are_rejected_clearly() {
+        let error = Stack::new(usize::MAX).err().expect("must fail");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("exceeds the maximum"), "{error}");
+        assert_eq!(round_size(1).unwrap(), MIN_STACK_SIZE);
     }
 
     #[test]

@@ -83,7 +83,10 @@ fn the_vma_ceiling_gives_a_clear_error() {
             .trim()
             .parse()
             .unwrap();
-        let in_use = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+        let in_use = std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count();
         let spare = 300;
         let pairs = limit.saturating_sub(in_use + spare) / 2;
         eat_vmas(pairs);
@@ -134,7 +137,13 @@ fn eat_vmas(pairs: usize) {
     assert_ne!(base, libc::MAP_FAILED);
     for pair in 0..pairs {
         // SAFETY: inside the reservation above, which nothing else uses.
-        let rc = unsafe { libc::mprotect(base.cast::<u8>().add(pair * 2 * page).cast(), page, libc::PROT_READ) };
+        let rc = unsafe {
+            libc::mprotect(
+                base.cast::<u8>().add(pair * 2 * page).cast(),
+                page,
+                libc::PROT_READ,
+            )
+        };
         assert_eq!(rc, 0, "mprotect failed after {pair} pairs");
     }
 }

@@ -17,7 +17,10 @@ fn shutdown_leaves_no_threads_and_two_runtimes_coexist() {
         let output = common::run_child(name, &[]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "child failed: {output:?}");
-        assert!(stdout.contains("CHILD-OK"), "child did not finish: {stdout}");
+        assert!(
+            stdout.contains("CHILD-OK"),
+            "child did not finish: {stdout}"
+        );
         return;
     }
     let baseline = common::thread_count();
@@ -47,19 +50,32 @@ fn shutdown_leaves_no_threads_and_two_runtimes_coexist() {
     };
     assert_eq!(a.join().unwrap(), (499_500, 2));
     assert_eq!(b.join().unwrap(), (999_000, 1));
-    assert!(common::thread_count() > baseline, "the runtimes started M threads");
+    assert!(
+        common::thread_count() > baseline,
+        "the runtimes started M threads"
+    );
 
     let first = Arc::try_unwrap(first).expect("sole owner");
     first.shutdown_timeout(Duration::from_secs(5));
     // The second runtime still works after the first is gone.
     assert_eq!(second.block_on(|| go(|| 7).join().unwrap()), 7);
-    Arc::try_unwrap(second).expect("sole owner").shutdown_timeout(Duration::from_secs(5));
+    Arc::try_unwrap(second)
+        .expect("sole owner")
+        .shutdown_timeout(Duration::from_secs(5));
 
-    assert_eq!(common::thread_count(), baseline, "every M thread was joined");
+    assert_eq!(
+        common::thread_count(),
+        baseline,
+        "every M thread was joined"
+    );
 
     // goro::run starts and stops a runtime of its own, leaving nothing behind.
     assert_eq!(goro_runtime::run(|| go(|| 1).join().unwrap() + 1), 2);
-    assert_eq!(common::thread_count(), baseline, "goro::run joined its threads");
+    assert_eq!(
+        common::thread_count(),
+        baseline,
+        "goro::run joined its threads"
+    );
     println!("CHILD-OK");
 }
 
@@ -96,4 +112,20 @@ fn shutdown_waits_for_goroutines_that_finish_in_time() {
     });
     rt.shutdown_timeout(Duration::from_secs(10));
     assert_eq!(handle.join().unwrap(), "done");
+}
+
+#[test]
+fn a_runtime_dropped_by_its_own_goroutine_stops_without_hanging() {
+    let rt = Arc::new(std::sync::Mutex::new(Some(common::runtime(1))));
+    let slot = rt.clone();
+    let handle = {
+        let guard = rt.lock().unwrap();
+        guard.as_ref().unwrap().spawn(move || {
+            let runtime = slot.lock().unwrap().take().expect("runtime present");
+            drop(runtime);
+            "dropped"
+        })
+    };
+    assert_eq!(handle.join().unwrap(), "dropped");
+    assert!(rt.lock().unwrap().is_none());
 }

@@ -30,7 +30,11 @@ fn migration_mid_function_keeps_the_current_goroutine_identity() {
                         let mut thread = std::thread::current().id();
                         for step in 0..(i + 1) * 500 {
                             goro_runtime::yield_now();
-                            assert_eq!(current_goroutine_id(), Some(me), "identity lost at step {step}");
+                            assert_eq!(
+                                current_goroutine_id(),
+                                Some(me),
+                                "identity lost at step {step}"
+                            );
                             let now = std::thread::current().id();
                             if now != thread {
                                 counter.fetch_add(1, Ordering::SeqCst);
@@ -43,11 +47,18 @@ fn migration_mid_function_keeps_the_current_goroutine_identity() {
                 .collect();
             for handle in handles {
                 let id = handle.id();
-                assert_eq!(handle.join().unwrap(), id, "goroutine reported another's id");
+                assert_eq!(
+                    handle.join().unwrap(),
+                    id,
+                    "goroutine reported another's id"
+                );
             }
         });
     }
     let migrations = migrations.load(Ordering::SeqCst);
-    assert!(migrations > 0, "no goroutine ever resumed on another thread");
+    assert!(
+        migrations > 0,
+        "no goroutine ever resumed on another thread"
+    );
     println!("migrations observed: {migrations}");
 }

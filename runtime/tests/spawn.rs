@@ -33,7 +33,10 @@ fn hundred_thousand_goroutines_spawned_and_joined() {
         });
         let n = 100_000u64;
         assert_eq!(sum, 3 * n * (n - 1) / 2 + n, "procs={procs}");
-        assert_eq!(live_after, 1, "only the main goroutine is left (procs={procs})");
+        assert_eq!(
+            live_after, 1,
+            "only the main goroutine is left (procs={procs})"
+        );
     }
 }
 
@@ -131,7 +134,10 @@ fn with_two_ps_goroutines_spawned_on_one_p_run_on_both_threads() {
         let count = seen.lock().unwrap().len();
         count
     });
-    assert_eq!(seen, 2, "goroutines ran on {seen} thread(s), expected both Ms");
+    assert_eq!(
+        seen, 2,
+        "goroutines ran on {seen} thread(s), expected both Ms"
+    );
 }
 
 /// On 1 P, two goroutines that yield after every step interleave strictly.
@@ -210,7 +216,10 @@ fn builder_names_and_sizes_goroutines() {
             .spawn(|| {
                 // Use a good part of a 1 MiB stack: it must not overflow.
                 let buffer = [7u8; 512 * 1024];
-                std::hint::black_box(&buffer).iter().map(|&b| b as u64).sum::<u64>()
+                std::hint::black_box(&buffer)
+                    .iter()
+                    .map(|&b| b as u64)
+                    .sum::<u64>()
             })
             .expect("spawn");
         handle.join().unwrap()
@@ -224,7 +233,10 @@ fn calls_that_need_a_runtime_fail_clearly_outside_one() {
     assert!(error.to_string().contains("goro::run"), "{error}");
     let panic = std::panic::catch_unwind(|| go(|| ())).unwrap_err();
     let message = panic.downcast_ref::<String>().expect("panic message");
-    assert!(message.contains("goro::run") && message.contains("Runtime"), "{message}");
+    assert!(
+        message.contains("goro::run") && message.contains("Runtime"),
+        "{message}"
+    );
     let panic = std::panic::catch_unwind(goro_runtime::runtime::num_goroutines).unwrap_err();
     let message = panic.downcast_ref::<String>().expect("panic message");
     assert!(message.contains("outside a goroutine"), "{message}");
@@ -261,7 +273,13 @@ fn procs_setting_and_environment_are_honoured() {
 
     let name = "procs_setting_and_environment_are_honoured";
     let good = common::run_child(name, &[("GORO_MAXPROCS", "3")]);
-    assert!(String::from_utf8_lossy(&good.stdout).contains("CHILD-OK procs=3"), "{good:?}");
+    assert!(
+        String::from_utf8_lossy(&good.stdout).contains("CHILD-OK procs=3"),
+        "{good:?}"
+    );
     let bad = common::run_child(name, &[("GORO_MAXPROCS", "lots")]);
-    assert!(String::from_utf8_lossy(&bad.stdout).contains("CHILD-OK rejected"), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("CHILD-OK rejected"),
+        "{bad:?}"
+    );
 }

@@ -78,7 +78,12 @@ pub unsafe fn switch(save: *mut usize, load: usize) {
 ///   few KiB that no one is using.
 /// - `entry` never returns.
 #[inline(always)]
-pub unsafe fn start(save: *mut usize, top: *mut u8, entry: extern "C" fn(usize) -> !, argument: usize) {
+pub unsafe fn start(
+    save: *mut usize,
+    top: *mut u8,
+    entry: extern "C" fn(usize) -> !,
+    argument: usize,
+) {
     // SAFETY: the caller guarantees `save` is writable and `top` is a free
     // stack; the saved context is resumable by `switch` exactly as if this
     // were a `switch`, and the new context never comes back here.

@@ -80,7 +80,9 @@ pub(crate) unsafe fn dealloc(block: NonNull<u8>, layout: Layout) {
     };
     let kept = with_cache(|cache| {
         let list = &mut cache[class];
-        (list.len() < BLOCKS_PER_CLASS).then(|| list.push(block)).is_some()
+        (list.len() < BLOCKS_PER_CLASS)
+            .then(|| list.push(block))
+            .is_some()
     });
     if kept != Some(true) {
         // SAFETY: allocated by the global allocator with the class layout.

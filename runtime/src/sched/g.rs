@@ -27,12 +27,12 @@
 //! as long as its runtime's `Shared` does, which makes a late `ready` on a
 //! goroutine of a shut-down runtime harmless (see `runtime.rs`).
 
-use std::cell::UnsafeCell;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use super::shared::Shared;
 use super::task::TaskRef;
 use crate::stack::Stack;
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// The G status values; see the module doc for who owns the G in each.
 #[repr(u8)]

@@ -108,7 +108,15 @@ impl Idle {
     /// With `spinning`, the caller has already counted the M in `nmspinning`.
     pub(crate) fn start_m(&self, shared: &Shared, spinning: bool) {
         let mut synced = self.lock();
-        let Some(index) = synced.idle_ps.pop() else {
+        // After shutdown's `stop_all` took the thread list, no M may start:
+        // it would never be joined. (Shutdown can still ready goroutines, by
+        // completing abandoned join slots.)
+        let index = if shared.is_stopping() {
+            None
+        } else {
+            synced.idle_ps.pop()
+        };
+        let Some(index) = index else {
             drop(synced);
             if spinning {
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
@@ -134,7 +142,10 @@ impl Idle {
             if spinning {
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
             }
-            tracing::warn!(max = shared.config.max_threads, "max_threads reached; not starting an M");
+            tracing::warn!(
+                max = shared.config.max_threads,
+                "max_threads reached; not starting an M"
+            );
             return;
         }
         let id = synced.next_m_id;
@@ -164,7 +175,10 @@ impl Idle {
     pub(crate) fn stop_all(&self, deadline: Instant) -> usize {
         let (sleepers, threads) = {
             let mut synced = self.lock();
-            (std::mem::take(&mut synced.idle_ms), std::mem::take(&mut synced.threads))
+            (
+                std::mem::take(&mut synced.idle_ms),
+                std::mem::take(&mut synced.threads),
+            )
         };
         for m in sleepers {
             // SAFETY: Ms on the idle list are alive until joined below.

@@ -98,7 +98,9 @@ impl M {
             p: Cell::new(ptr::null()),
             pending: Cell::new(Pending::None),
             spinning: Cell::new(false),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (id as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1),
+            rng: Cell::new(
+                0x9E37_79B9_7F4A_7C15 ^ (id as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1,
+            ),
             next_p: AtomicPtr::new(ptr::null_mut()),
             next_spinning: AtomicBool::new(false),
             wake_word: AtomicU32::new(0),

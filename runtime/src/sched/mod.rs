@@ -33,11 +33,15 @@
 //!
 //! 1. **Submit.** Spawn and `ready` put the G on the current P (`runnext`) or,
 //!    from a foreign thread, on the global queue. Then they call `wakep`.
-//! 2. **`wakep`.** After a SeqCst fence, if some P is idle (`npidle > 0`) and
-//!    no M is spinning (`nmspinning == 0`), it CASes `nmspinning` from 0 to 1
-//!    and hands an idle P to an idle M (or starts a new M thread), marked
-//!    spinning. At most one M is woken per submission, and none if one is
-//!    already spinning: that spinner will find the work.
+//! 2. **`wakep`.** If some P is idle (`npidle > 0`) and no M is spinning
+//!    (`nmspinning == 0`), it CASes `nmspinning` from 0 to 1 and hands an idle
+//!    P to an idle M (or starts a new M thread), marked spinning. At most one
+//!    M is woken per submission, and none if one is already spinning: that
+//!    spinner will find the work. A submitter that pushed to the global queue
+//!    issues a SeqCst fence first (`wakep_global`); one that pushed to its own
+//!    P does not, since its own M will run the G anyway (a missed wake costs
+//!    parallelism for a moment, never liveness), which keeps an `mfence` off
+//!    every spawn.
 //! 3. **Spin.** An M with no local work spins — steals from other Ps in random
 //!    order and polls the global queue — for about 20 µs, provided it is
 //!    already spinning or fewer than half of the busy Ps have a spinner (Go's
@@ -48,11 +52,11 @@
 //!    the P goes on the idle list (`npidle += 1`).
 //! 5. **Stop spinning, then look again.** The M decrements `nmspinning`
 //!    (SeqCst), issues a SeqCst fence, and checks every queue once more. This
-//!    closes the race with step 2: a submitter pushes, fences, then reads
-//!    `nmspinning`; the M decrements, fences, then reads the queues. SeqCst
-//!    orders the two fences, so at least one side sees the other — either the
-//!    submitter sees no spinner and wakes someone, or the M sees the work and
-//!    takes a P back.
+//!    closes the race with step 2 for the global queue: a submitter pushes,
+//!    fences, then reads `npidle`/`nmspinning`; the M decrements, fences, then
+//!    reads the queues. SeqCst orders the two fences, so at least one side
+//!    sees the other — either the submitter sees the idle P and wakes someone,
+//!    or the M sees the work and takes a P back.
 //! 6. **Sleep.** The M puts itself on the idle M list and waits on its futex
 //!    word. A waker sets the M's `next_p` (and spinning flag), then stores 1 to
 //!    the word (Release) and `FUTEX_WAKE`s it.

@@ -38,7 +38,11 @@ pub(crate) fn install() {
     });
 }
 
-extern "C" fn on_sigsegv(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+extern "C" fn on_sigsegv(
+    signum: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let address = unsafe { (*info).si_addr() } as usize;
     // SAFETY: a non-null current M is this thread's live M.
@@ -59,7 +63,10 @@ extern "C" fn on_sigsegv(signum: libc::c_int, info: *mut libc::siginfo_t, contex
 }
 
 fn report(id: u64, name: &str, size: usize) -> ! {
-    let mut buffer = Buffer { bytes: [0; 512], len: 0 };
+    let mut buffer = Buffer {
+        bytes: [0; 512],
+        len: 0,
+    };
     let _ = write!(
         buffer,
         "goroutine {id} ({name}) overflowed its stack of {size} bytes\n\

@@ -132,7 +132,8 @@ impl P {
     /// switch path); readers on other threads see some recent value.
     pub(crate) fn tick(&self) {
         let tick = self.schedtick.load(Ordering::Relaxed);
-        self.schedtick.store(tick.wrapping_add(1), Ordering::Relaxed);
+        self.schedtick
+            .store(tick.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Counts a goroutine spawned here (holder only).
@@ -147,7 +148,10 @@ impl P {
 
     /// (spawned, exited) so far.
     pub(crate) fn goroutine_counts(&self) -> (u64, u64) {
-        (self.spawned.load(Ordering::Acquire), self.exited.load(Ordering::Acquire))
+        (
+            self.spawned.load(Ordering::Acquire),
+            self.exited.load(Ordering::Acquire),
+        )
     }
 
     pub(crate) fn schedtick(&self) -> u64 {

@@ -17,7 +17,7 @@ use std::io;
 use std::sync::Mutex;
 
 use super::g::{GRef, Status, G};
-use super::p::{P, FREE_CACHE_MAX};
+use super::p::{FREE_CACHE_MAX, P};
 use super::shared::Shared;
 use crate::stack::Stack;
 
@@ -85,7 +85,11 @@ pub(crate) fn get(shared: &Shared, p: Option<&P>, stack_size: usize) -> io::Resu
         return Ok(g);
     }
     let g = GRef::from_box(Box::new(G::new(shared, stack)));
-    shared.all_gs.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+    shared
+        .all_gs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(g);
     Ok(g)
 }
 

@@ -93,7 +93,7 @@ fn next_local(shared: &Shared, p: &P) -> Option<GRef> {
     if shared.is_stopping() {
         return None;
     }
-    if p.schedtick() % GLOBAL_POLL_INTERVAL == 0 {
+    if p.schedtick().is_multiple_of(GLOBAL_POLL_INTERVAL) {
         if let Steal::Success(g) = shared.injector.steal() {
             return Some(g);
         }
@@ -298,7 +298,10 @@ pub fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
     let m = current_m();
     assert!(!m.is_null(), "goro: park() called outside a goroutine");
     // SAFETY: non-null: our M.
-    let g = unsafe { &*m }.curg.get().expect("goro: park() called outside a goroutine");
+    let g = unsafe { &*m }
+        .curg
+        .get()
+        .expect("goro: park() called outside a goroutine");
     g.set_wait_reason(reason);
     tracing::trace!(goroutine = g.id(), reason = reason.as_str(), "park");
     let mut unlock = Some(unlock);
@@ -326,7 +329,11 @@ pub fn ready(g: GRef) {
         crate::sys::write_stderr(b"fatal error: goro: ready() on a goroutine that is not parked\n");
         crate::sys::abort();
     }
-    tracing::trace!(goroutine = g.id(), reason = g.wait_reason().as_str(), "ready");
+    tracing::trace!(
+        goroutine = g.id(),
+        reason = g.wait_reason().as_str(),
+        "ready"
+    );
     // SAFETY: a G's Shared outlives it (g.rs module doc).
     let shared = unsafe { &*g.shared };
     let m = current_m();
@@ -366,7 +373,9 @@ pub fn in_goroutine() -> bool {
 /// tests use it; it is not meant for goroutine-local storage.
 pub fn current_goroutine_id() -> Option<u64> {
     // SAFETY: a non-null current M is this thread's live M.
-    unsafe { current_m().as_ref() }.and_then(|m| m.curg.get()).map(|g| g.id())
+    unsafe { current_m().as_ref() }
+        .and_then(|m| m.curg.get())
+        .map(|g| g.id())
 }
 
 /// Why a spawn from the current context could not happen.

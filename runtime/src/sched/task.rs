@@ -31,8 +31,8 @@
 //! shutdown abandoning a goroutine that can no longer run. The CAS to
 //! `CLAIMED` picks exactly one; the loser drops its result.
 
-use std::any::Any;
 use std::alloc::Layout;
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -279,13 +279,21 @@ impl<T> JoinHandle<T> {
         let state = &prefix.header.state;
         loop {
             match state.load(Ordering::Acquire) {
-                // SAFETY: DONE (Acquire) means the result is written and no
-                // one else touches it; `join` consumes the handle.
-                DONE => return unsafe { (*prefix.result.get()).take() }.expect("goro: join slot emptied twice"),
+                DONE => {
+                    // SAFETY: DONE (Acquire) means the result is written and
+                    // no one else touches it; `join` consumes the handle.
+                    let result = unsafe { (*prefix.result.get()).take() };
+                    return result.expect("goro: join slot emptied twice");
+                }
                 CLAIMED => std::hint::spin_loop(),
                 _ => block(WaitReason::Join, |waiter| {
                     let boxed = Box::into_raw(Box::new(waiter));
-                    match state.compare_exchange(INCOMPLETE, boxed as usize, Ordering::AcqRel, Ordering::Acquire) {
+                    match state.compare_exchange(
+                        INCOMPLETE,
+                        boxed as usize,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
                         Ok(_) => true,
                         Err(_) => {
                             // SAFETY: the CAS failed, so the box was never shared.

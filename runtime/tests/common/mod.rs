@@ -25,10 +25,15 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
 
 /// Threads of this process, from /proc/self/task.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .count()
 }
 
 /// A runtime with `procs` Ps.
 pub fn runtime(procs: usize) -> goro_runtime::Runtime {
-    goro_runtime::Runtime::builder().procs(procs).build().expect("build runtime")
+    goro_runtime::Runtime::builder()
+        .procs(procs)
+        .build()
+        .expect("build runtime")
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# goro's scheduler benchmarks beside Go 1.19's, in ONE run (DESIGN §6: targets
+# are ratios against Go measured on the same machine at the same time).
+#
+#   bash ci/bench.sh            all figures
+#   QUICK=1 bash ci/bench.sh    shorter criterion runs
+#
+# Prints FIGURE lines for both peers. Bounded: criterion runs ~5 s a bench, Go's
+# micro benchmarks a few seconds each. Needs ../shared/bench (the yardstick),
+# which installs golang-go through apt on first use.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+yard="$here/../shared/bench/yardstick.sh"
+[ -x "$yard" ] || yard="$here/shared/bench/yardstick.sh"
+[ -f "$yard" ] || { echo "no yardstick at ../shared/bench" >&2; exit 2; }
+
+measure=3; warm=1
+[ -n "${QUICK:-}" ] && { measure=1; warm=1; }
+
+cd "$here"
+cargo bench --no-run --bench sched --bench idle_rss >/dev/null 2>&1
+
+echo "== go 1.19 =="
+bash "$yard" build >/dev/null
+bash "$yard" micro yield 1
+BATCH=1000 bash "$yard" micro spawn 1
+BATCH=1000 bash "$yard" micro spawn 2
+bash "$yard" micro idle 1
+
+echo "== goro =="
+# criterion's "time: [low mid high]" → FIGURE lines with the median estimate.
+cargo bench --bench sched -- --measurement-time "$measure" --warm-up-time "$warm" 2>/dev/null |
+  awk '/time:/ { name=$1; gsub(/[\[\]]/, ""); for (i=1;i<=NF;i++) if ($i=="time:") { mid=$(i+3); unit=$(i+4) }
+        printf "FIGURE peer=goro bench=%s value=%s unit=%s/iter\n", name, mid, unit }'
+cargo bench --bench idle_rss -- 30000 2>/dev/null | grep FIGURE

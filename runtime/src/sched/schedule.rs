@@ -31,7 +31,7 @@ use crossbeam_deque::Steal;
 
 use super::g::{GRef, Status, WaitReason, G};
 use super::idle::{wakep, wakep_global};
-use super::m::{current_m, Pending, M};
+use super::m::{current_m, Pending, Unlock, M};
 use super::p::P;
 use super::pool;
 use super::shared::Shared;
@@ -116,12 +116,13 @@ fn next_local(shared: &Shared, p: &P) -> Option<GRef> {
 }
 
 /// Switches the current G out, leaving `pending` for whoever runs next on
-/// this M. Returns when the G is resumed (possibly on another M).
-fn switch_out(pending: Pending) {
-    // SAFETY: only goroutines call this, so the current M is non-null.
-    let m = unsafe { &*current_m() };
+/// this M. Returns when the G is resumed (possibly on another M). `m` is the
+/// caller's current M, read just before; it is not used after the switch.
+#[inline(always)]
+fn switch_out(m: &M, pending: Pending) {
     let current = m.curg.get().expect("goro: switch_out outside a goroutine");
     m.pending.set(pending);
+    m.pending_g.set(Some(current));
     let shared = m.shared();
     match next_local(shared, m.p()) {
         Some(next) => {
@@ -145,15 +146,24 @@ fn switch_out(pending: Pending) {
 
 /// Carries out what the previous G on this M left pending (module doc).
 pub(crate) fn finish_switch(m: &M) {
-    match m.pending.replace(Pending::None) {
+    let pending = m.pending.replace(Pending::None);
+    if pending == Pending::None {
+        return;
+    }
+    let g = m
+        .pending_g
+        .take()
+        .expect("goro: pending action without its G");
+    match pending {
         Pending::None => {}
-        Pending::Yield(g) => {
+        Pending::Yield => {
             g.set_status(Status::Runnable);
             // SAFETY: this M holds its P, and `g` is in no queue.
             unsafe { m.p().put(g, false) };
         }
-        Pending::Park(g, unlock) => {
+        Pending::Park => {
             g.set_status(Status::Waiting);
+            let unlock = m.park_unlock.take().expect("goro: park without unlock");
             // SAFETY: `unlock` lives on the parked G's stack, which stays
             // untouched until someone readies it, and that can only happen
             // after `unlock` publishes it.
@@ -163,7 +173,7 @@ pub(crate) fn finish_switch(m: &M) {
                 unsafe { m.p().put(g, true) };
             }
         }
-        Pending::Exit(g) => {
+        Pending::Exit => {
             g.set_status(Status::Dead);
             pool::put(m.shared(), Some(m.p()), g);
         }
@@ -313,8 +323,11 @@ pub fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
     // SAFETY: erases the closure's lifetime. It lives in this frame, which
     // stays intact until the goroutine resumes, and `finish_switch` calls it
     // exactly once before anyone can resume us.
-    let call: *mut (dyn FnMut(GRef) -> bool + 'static) = unsafe { std::mem::transmute(call) };
-    switch_out(Pending::Park(g, call));
+    let call: Unlock = unsafe { std::mem::transmute(call) };
+    // SAFETY: non-null: our M (checked above).
+    let m = unsafe { &*m };
+    m.park_unlock.set(Some(call));
+    switch_out(m, Pending::Park);
     g.set_wait_reason(WaitReason::None);
 }
 
@@ -354,10 +367,7 @@ pub fn ready(g: GRef) {
 pub fn yield_now() {
     // SAFETY: a non-null current M is this thread's live M.
     match unsafe { current_m().as_ref() } {
-        Some(m) if m.curg.get().is_some() => {
-            let g = m.curg.get().expect("checked");
-            switch_out(Pending::Yield(g));
-        }
+        Some(m) if m.curg.get().is_some() => switch_out(m, Pending::Yield),
         _ => std::thread::yield_now(),
     }
 }
@@ -450,8 +460,9 @@ extern "C" fn goroutine_entry(g: usize) -> ! {
     // SAFETY: still our G; this drops the closure's Arc on the G's own stack.
     unsafe { g.clear_task() };
     // SAFETY: still on an M (perhaps another one).
-    unsafe { &*current_m() }.p().count_exit();
-    switch_out(Pending::Exit(g));
+    let m = unsafe { &*current_m() };
+    m.p().count_exit();
+    switch_out(m, Pending::Exit);
     crate::sys::write_stderr(b"fatal error: goro: a dead goroutine was resumed\n");
     crate::sys::abort()
 }

@@ -70,11 +70,7 @@ fn a_foreign_segfault_keeps_its_default_behaviour() {
 fn the_vma_ceiling_gives_a_clear_error() {
     let name = "the_vma_ceiling_gives_a_clear_error";
     if !common::is_child(name) {
-        let output = common::run_child(name, &[]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "child failed: {output:?}");
-        assert!(stdout.contains("CHILD-OK"), "{stdout}");
-        return;
+        return common::assert_child_ok(name);
     }
     let rt = common::runtime(1);
     let report = rt.block_on(|| {

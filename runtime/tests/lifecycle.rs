@@ -14,14 +14,7 @@ use goro_runtime::{go, ABANDONED};
 fn shutdown_leaves_no_threads_and_two_runtimes_coexist() {
     let name = "shutdown_leaves_no_threads_and_two_runtimes_coexist";
     if !common::is_child(name) {
-        let output = common::run_child(name, &[]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "child failed: {output:?}");
-        assert!(
-            stdout.contains("CHILD-OK"),
-            "child did not finish: {stdout}"
-        );
-        return;
+        return common::assert_child_ok(name);
     }
     let baseline = common::thread_count();
 

@@ -23,6 +23,18 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) -> Output {
     command.output().expect("spawn child test process")
 }
 
+/// Runs `test` as a child and asserts that it exited successfully after
+/// printing `CHILD-OK` (so a child that silently did nothing fails).
+pub fn assert_child_ok(test: &str) {
+    let output = run_child(test, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed: {output:?}");
+    assert!(
+        stdout.contains("CHILD-OK"),
+        "child did not finish: {stdout}"
+    );
+}
+
 /// Threads of this process, from /proc/self/task.
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")

@@ -165,7 +165,11 @@ impl Runtime {
             "goro: Runtime::block_on called from inside a goroutine; it would block its M. \
              Use goro::go(f).join() instead"
         );
-        match self.spawn(f).join() {
+        match self
+            .try_spawn(f)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .join()
+        {
             Ok(value) => value,
             Err(payload) => std::panic::resume_unwind(payload),
         }
@@ -257,8 +261,10 @@ impl Runtime {
                 Status::Idle | Status::Dead => {}
                 status => {
                     abandoned += 1;
-                    if detached == 0 && status != Status::Running {
-                        // SAFETY: every M is joined, so no one runs this G.
+                    if status != Status::Running {
+                        // SAFETY: with `stopping` set no M dequeues a G any
+                        // more (even a detached one, still running its G), so
+                        // nobody else touches a Waiting or Runnable G's task.
                         if let Some(task) = unsafe { g.task() } {
                             // SAFETY: as above.
                             unsafe { task.abandon() };

@@ -122,3 +122,36 @@ fn a_runtime_dropped_by_its_own_goroutine_stops_without_hanging() {
     assert_eq!(handle.join().unwrap(), "dropped");
     assert!(rt.lock().unwrap().is_none());
 }
+
+/// With `max_threads == procs == 1`, the only M can be between giving up its
+/// P and going to sleep when a foreign thread submits work; no second M may
+/// start, so the sleeping M itself must notice the work. The submitter waits
+/// a varying 0–40 µs between `block_on` calls, sweeping its push across the
+/// end of the M's 20 µs spin, where that window lies. A watchdog turns a lost
+/// wakeup into a failure instead of a hang.
+#[test]
+fn work_submitted_while_the_only_m_falls_asleep_is_not_lost() {
+    const ROUNDS: u64 = 40_000;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = goro_runtime::Runtime::builder()
+            .procs(1)
+            .max_threads(1)
+            .build()
+            .unwrap();
+        let mut total = 0u64;
+        for i in 0..ROUNDS {
+            total += rt.block_on(move || i);
+            let pause = Duration::from_nanos((i * 7919) % 40_000);
+            let start = std::time::Instant::now();
+            while start.elapsed() < pause {
+                std::hint::spin_loop();
+            }
+        }
+        done_tx.send(total).unwrap();
+    });
+    let total = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a block_on never returned: lost wakeup");
+    assert_eq!(total, ROUNDS * (ROUNDS - 1) / 2);
+}

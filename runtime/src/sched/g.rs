@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 /// The G status values; see the module doc for who owns the G in each.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// On a free list; no frames on its stack.
     Idle = 0,
     /// In a run queue, not executing.
@@ -66,7 +66,7 @@ impl Status {
 /// shows it (Go's `waitReason`).
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitReason {
+pub(crate) enum WaitReason {
     /// Not waiting.
     None = 0,
     /// In `JoinHandle::join`.
@@ -77,7 +77,7 @@ pub enum WaitReason {
 
 impl WaitReason {
     /// The text Go's goroutine dump would show.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             WaitReason::None => "",
             WaitReason::Join => "join",
@@ -86,9 +86,9 @@ impl WaitReason {
     }
 }
 
-/// A goroutine's descriptor. Opaque outside the runtime: other modules hold
-/// [`GRef`]s and pass them to `ready`.
-pub struct G {
+/// A goroutine's descriptor. Other modules hold [`GRef`]s and pass them to
+/// `ready`.
+pub(crate) struct G {
     id: AtomicU64,
     status: AtomicU8,
     wait_reason: AtomicU8,
@@ -295,7 +295,7 @@ impl G {
 
 /// A pointer to a G: what run queues, free lists and waiters hold.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct GRef(NonNull<G>);
+pub(crate) struct GRef(NonNull<G>);
 
 // SAFETY: a GRef is a handle; which thread may use the G behind it is governed
 // by the status contract, not by the handle's location.

@@ -93,6 +93,16 @@ impl Idle {
             if shared.is_stopping() {
                 return std::ptr::null();
             }
+            // A submitter may have pushed to the global queue after our last
+            // look and found no M to wake (we were not on `idle_ms` yet, and
+            // no new M could start: `max_threads`, or thread creation
+            // failed). Its `start_m` ran under this lock, so we see its push.
+            if !shared.injector.is_empty() {
+                if let Some(index) = synced.idle_ps.pop() {
+                    self.npidle.fetch_sub(1, Ordering::SeqCst);
+                    return &shared.ps[index];
+                }
+            }
             synced.idle_ms.push(MPtr(m));
         }
         tracing::trace!(m = m.id, "M sleep");
@@ -131,8 +141,7 @@ impl Idle {
             let m = unsafe { &*m.0 };
             m.next_p.store(p.cast_mut(), Ordering::Relaxed);
             m.next_spinning.store(spinning, Ordering::Relaxed);
-            m.wake_word.store(1, Ordering::Release);
-            futex::wake(&m.wake_word, 1);
+            wake(m);
             return;
         }
         if synced.threads.len() >= shared.config.max_threads {
@@ -164,6 +173,36 @@ impl Idle {
         }
     }
 
+    /// Starts the runtime's first M (holding no work yet) if none exists,
+    /// so that a failure to create a thread is reported to the first
+    /// spawner instead of stranding its goroutine.
+    pub(crate) fn ensure_first_m(&self, shared: &Shared) -> std::io::Result<()> {
+        let mut synced = self.lock();
+        if !synced.threads.is_empty() || shared.is_stopping() {
+            return Ok(());
+        }
+        let Some(index) = synced.idle_ps.pop() else {
+            return Ok(());
+        };
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        let id = synced.next_m_id;
+        synced.next_m_id += 1;
+        match start_thread(shared, id, &shared.ps[index], false) {
+            Ok(record) => {
+                synced.threads.push(record);
+                Ok(())
+            }
+            Err(error) => {
+                synced.idle_ps.push(index);
+                self.npidle.fetch_add(1, Ordering::SeqCst);
+                Err(std::io::Error::new(
+                    error.kind(),
+                    format!("goro: cannot start a worker thread (M): {error}"),
+                ))
+            }
+        }
+    }
+
     /// Number of M threads started and not yet joined.
     pub(crate) fn thread_count(&self) -> usize {
         self.lock().threads.len()
@@ -184,8 +223,7 @@ impl Idle {
             // SAFETY: Ms on the idle list are alive until joined below.
             let m = unsafe { &*m.0 };
             m.next_p.store(std::ptr::null_mut(), Ordering::Relaxed);
-            m.wake_word.store(1, Ordering::Release);
-            futex::wake(&m.wake_word, 1);
+            wake(m);
         }
         let mut detached = 0;
         for (m, handle) in threads {
@@ -204,6 +242,14 @@ impl Idle {
         }
         detached
     }
+}
+
+/// Releases a sleeping M. Once `wake_word` is 1 the M may run, exit and (at
+/// shutdown) be freed, so the futex wake uses a raw address taken before.
+fn wake(m: &M) {
+    let word = m.wake_word.as_ptr();
+    m.wake_word.store(1, Ordering::Release);
+    futex::wake_raw(word, 1);
 }
 
 /// `wakep` after a push to the global queue (from a thread without a P).

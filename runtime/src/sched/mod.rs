@@ -22,8 +22,11 @@
 //! # The doors
 //!
 //! Modules above the scheduler (`sync`, and later `chan`, `time`, `net`) reach
-//! it only through [`park`] and [`ready`] — or through [`block`]/[`Waiter`],
-//! which wrap them so foreign threads can wait too — plus [`yield_now`].
+//! it only through `schedule::park` and `schedule::ready` — or through
+//! `block`/`Waiter` (`waiter.rs`), which wrap them so foreign threads can wait
+//! too — plus [`yield_now`]. All of these but `yield_now` are crate-private:
+//! a park's unlock runs on another stack and must not switch or panic, rules
+//! the runtime keeps and a user could not be held to.
 //!
 //! # Worker thread parking and waking
 //!
@@ -88,7 +91,7 @@ pub(crate) mod shared;
 pub(crate) mod task;
 pub(crate) mod waiter;
 
-pub use g::{GRef, WaitReason};
-pub use schedule::{current_goroutine_id, in_goroutine, park, ready, yield_now};
+pub(crate) use g::WaitReason;
+pub use schedule::{current_goroutine_id, in_goroutine, yield_now};
 pub use task::{JoinHandle, ABANDONED};
-pub use waiter::{block, ThreadWaiter, Waiter};
+pub(crate) use waiter::{block, Waiter};

@@ -25,6 +25,7 @@
 use std::io;
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
@@ -164,10 +165,18 @@ pub(crate) fn finish_switch(m: &M) {
         Pending::Park => {
             g.set_status(Status::Waiting);
             let unlock = m.park_unlock.take().expect("goro: park without unlock");
+            // `unlock` runs on a stack that is not the parker's; a panic must
+            // not unwind into whatever runs here.
+            let abort_on_unwind = AbortOnUnwind;
             // SAFETY: `unlock` lives on the parked G's stack, which stays
             // untouched until someone readies it, and that can only happen
             // after `unlock` publishes it.
             let parked = unsafe { (*unlock)(g) };
+            std::mem::forget(abort_on_unwind);
+            debug_assert!(
+                std::ptr::eq(current_m(), m),
+                "goro: a park's unlock switched goroutines"
+            );
             if !parked && g.try_make_runnable() {
                 // SAFETY: this M holds its P; `g` is Runnable and unqueued.
                 unsafe { m.p().put(g, true) };
@@ -177,6 +186,19 @@ pub(crate) fn finish_switch(m: &M) {
             g.set_status(Status::Dead);
             pool::put(m.shared(), Some(m.p()), g);
         }
+    }
+}
+
+/// Aborts the process if dropped during unwinding: guards code that must
+/// not unwind across stacks.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        crate::sys::write_stderr(
+            b"fatal error: goro: panic inside the scheduler (a park's unlock)\n",
+        );
+        crate::sys::abort();
     }
 }
 
@@ -300,11 +322,13 @@ fn reset_spinning(m: &M) {
 /// publishes `g` to whoever will wake it (a wait queue) and returns `true`;
 /// from then on, exactly one party may call [`ready`] on it. If it returns
 /// `false` (the condition already holds), the goroutine is made runnable again
-/// at once. `unlock` must not block and must not panic.
+/// at once. `unlock` must not block, switch (no `yield_now`, `join`, `wait`)
+/// or panic: it runs on another goroutine's stack or g0 (a panic aborts).
+/// Crate-private: these rules are the runtime's, not a user's, to keep.
 ///
 /// # Panics
 /// Outside a goroutine.
-pub fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
+pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
     let m = current_m();
     assert!(!m.is_null(), "goro: park() called outside a goroutine");
     // SAFETY: non-null: our M.
@@ -337,7 +361,7 @@ pub fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
 /// # Panics
 /// Aborts the process if `g` is not parked: two wakers for one park is a bug
 /// in the caller that would otherwise run one goroutine on two threads.
-pub fn ready(g: GRef) {
+pub(crate) fn ready(g: GRef) {
     if !g.try_make_runnable() {
         crate::sys::write_stderr(b"fatal error: goro: ready() on a goroutine that is not parked\n");
         crate::sys::abort();
@@ -359,8 +383,20 @@ pub fn ready(g: GRef) {
             return;
         }
     }
-    shared.injector.push(g);
-    wakep_global(shared);
+    // From a foreign thread or another runtime, nothing keeps this runtime
+    // alive once the G is pushed: an M could run it to completion and the
+    // runtime be dropped while we are still in `wakep`. Pin it first. (Until
+    // the push it cannot be freed: shutdown leaks a runtime with a G that is
+    // not Idle or Dead.)
+    // SAFETY: `g.shared` is the pointer of the runtime's `Arc<Shared>`, which
+    // is alive (above); the matching decrement is the drop below.
+    let pinned = unsafe {
+        Arc::increment_strong_count(g.shared);
+        Arc::from_raw(g.shared)
+    };
+    pinned.injector.push(g);
+    wakep_global(&pinned);
+    drop(pinned);
 }
 
 /// Go's `Gosched`: lets other goroutines run; this one stays runnable.
@@ -432,6 +468,9 @@ pub(crate) fn spawn_external(
     name: Option<Box<str>>,
     stack_size: Option<usize>,
 ) -> io::Result<u64> {
+    // With no M at all, a failure to create one would strand the goroutine:
+    // start the first M here and report that failure to the caller.
+    shared.idle.ensure_first_m(shared)?;
     let size = stack_size.unwrap_or(shared.config.stack_size);
     let g = pool::get(shared, None, size)?;
     let id = shared.next_goroutine_id.fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,7 @@ use super::g::{GRef, WaitReason};
 use super::schedule::{in_goroutine, park, ready};
 
 /// Someone blocked until `wake` is called, exactly once.
-pub enum Waiter {
+pub(crate) enum Waiter {
     /// A parked goroutine.
     Goroutine(GRef),
     /// A blocked OS thread.
@@ -28,14 +28,14 @@ pub enum Waiter {
 }
 
 /// The state a blocked thread sleeps on.
-pub struct ThreadWaiter {
+pub(crate) struct ThreadWaiter {
     woken: AtomicBool,
     thread: Thread,
 }
 
 impl Waiter {
     /// Wakes the waiter: readies the goroutine or unparks the thread.
-    pub fn wake(self) {
+    pub(crate) fn wake(self) {
         match self {
             Waiter::Goroutine(g) => ready(g),
             Waiter::Thread(waiter) => {
@@ -53,7 +53,7 @@ impl Waiter {
 ///
 /// `register` must not block or panic (for a goroutine it runs on another
 /// goroutine's stack).
-pub fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
+pub(crate) fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
     if in_goroutine() {
         park(reason, |g| register(Waiter::Goroutine(g)));
         return;

@@ -247,9 +247,9 @@ impl Idle {
 /// Releases a sleeping M. Once `wake_word` is 1 the M may run, exit and (at
 /// shutdown) be freed, so the futex wake uses a raw address taken before.
 fn wake(m: &M) {
-    let word = m.wake_word.as_ptr();
+    let address = m.wake_word.as_ptr() as usize;
     m.wake_word.store(1, Ordering::Release);
-    futex::wake_raw(word, 1);
+    futex::wake_raw(address, 1);
 }
 
 /// `wakep` after a push to the global queue (from a thread without a P).

@@ -34,18 +34,18 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     }
 }
 
-/// Wakes at most `count` threads sleeping on the futex word at `word`.
+/// Wakes at most `count` threads sleeping on the futex word at `address`.
 ///
 /// Takes a raw address: a private FUTEX_WAKE only uses the address as a key
 /// and never touches the memory, so the word may already be freed (the woken
 /// thread can exit as soon as it sees the value that precedes this call).
-pub fn wake_raw(word: *mut u32, count: i32) {
+pub fn wake_raw(address: usize, count: i32) {
     // SAFETY: FUTEX_WAKE with FUTEX_PRIVATE_FLAG reads no memory; any
     // address is acceptable (an unmapped one at worst wakes nobody).
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word,
+            address,
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             count,
         );

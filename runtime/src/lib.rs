@@ -41,6 +41,7 @@
 //! save them (see `arch`).
 
 pub mod arch;
+pub mod chan;
 mod config;
 pub mod runtime;
 pub mod sched;
@@ -48,6 +49,7 @@ mod spawn;
 pub mod stack;
 pub mod sync;
 pub mod sys;
+mod util;
 
 pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use sched::yield_now;

@@ -73,6 +73,10 @@ pub(crate) enum WaitReason {
     Join = 1,
     /// In `WaitGroup::wait`.
     WaitGroup = 2,
+    /// Blocked sending on a channel.
+    ChanSend = 3,
+    /// Blocked receiving from a channel.
+    ChanReceive = 4,
 }
 
 impl WaitReason {
@@ -82,6 +86,8 @@ impl WaitReason {
             WaitReason::None => "",
             WaitReason::Join => "join",
             WaitReason::WaitGroup => "sync.WaitGroup.Wait",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::ChanReceive => "chan receive",
         }
     }
 }
@@ -179,6 +185,8 @@ impl G {
         match self.wait_reason.load(Ordering::Relaxed) {
             1 => WaitReason::Join,
             2 => WaitReason::WaitGroup,
+            3 => WaitReason::ChanSend,
+            4 => WaitReason::ChanReceive,
             _ => WaitReason::None,
         }
     }

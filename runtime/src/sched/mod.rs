@@ -94,4 +94,4 @@ pub(crate) mod waiter;
 pub(crate) use g::WaitReason;
 pub use schedule::{current_goroutine_id, in_goroutine, yield_now};
 pub use task::{JoinHandle, ABANDONED};
-pub(crate) use waiter::{block, Waiter};
+pub(crate) use waiter::{block, prepare_wait, wait_unlocking, Waiter};

@@ -362,10 +362,15 @@ pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
 /// Aborts the process if `g` is not parked: two wakers for one park is a bug
 /// in the caller that would otherwise run one goroutine on two threads.
 pub(crate) fn ready(g: GRef) {
-    if !g.try_make_runnable() {
+    // Exactly one party may ready a parked G: the one that took it out of a
+    // wait queue, under that queue's lock. So a check and a plain store
+    // suffice, saving a locked compare-exchange on every wake; the check
+    // still catches a second `ready` in all but a true race.
+    if g.status() != Status::Waiting {
         crate::sys::write_stderr(b"fatal error: goro: ready() on a goroutine that is not parked\n");
         crate::sys::abort();
     }
+    g.set_status(Status::Runnable);
     tracing::trace!(
         goroutine = g.id(),
         reason = g.wait_reason().as_str(),

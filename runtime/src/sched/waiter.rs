@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 use super::g::{GRef, WaitReason};
+use super::m::current_m;
 use super::schedule::{in_goroutine, park, ready};
 
 /// Someone blocked until `wake` is called, exactly once.
@@ -65,6 +66,51 @@ pub(crate) fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
     if register(Waiter::Thread(waiter.clone())) {
         while !waiter.woken.load(Ordering::Acquire) {
             std::thread::park();
+        }
+    }
+}
+
+/// How the caller of [`prepare_wait`] will wait.
+pub(crate) enum WaitHandle {
+    /// Park the current goroutine.
+    Goroutine,
+    /// Block the current thread on this waiter.
+    Thread(Arc<ThreadWaiter>),
+}
+
+/// The [`Waiter`] for the calling goroutine or thread, to be queued under a
+/// lock before calling [`wait_unlocking`] (Go's `gopark` with
+/// `chanparkcommit`): it saves locking twice and re-checking.
+pub(crate) fn prepare_wait() -> (Waiter, WaitHandle) {
+    // SAFETY: a non-null current M is this thread's live M.
+    if let Some(g) = unsafe { current_m().as_ref() }.and_then(|m| m.curg.get()) {
+        return (Waiter::Goroutine(g), WaitHandle::Goroutine);
+    }
+    let waiter = Arc::new(ThreadWaiter {
+        woken: AtomicBool::new(false),
+        thread: std::thread::current(),
+    });
+    (Waiter::Thread(waiter.clone()), WaitHandle::Thread(waiter))
+}
+
+/// Waits until the waiter queued under `lock` is woken, releasing `lock`
+/// only once the goroutine is off its stack (for a thread: before it
+/// blocks). Whoever wakes the waiter must take `lock` to dequeue it, so the
+/// wake cannot come before the goroutine has parked.
+///
+/// `lock` is dropped on this OS thread either way (a `MutexGuard` may be
+/// passed). Dropping it must not block for long, switch or panic.
+pub(crate) fn wait_unlocking<L>(reason: WaitReason, handle: WaitHandle, lock: L) {
+    match handle {
+        WaitHandle::Goroutine => park(reason, move |_| {
+            drop(lock);
+            true
+        }),
+        WaitHandle::Thread(waiter) => {
+            drop(lock);
+            while !waiter.woken.load(Ordering::Acquire) {
+                std::thread::park();
+            }
         }
     }
 }

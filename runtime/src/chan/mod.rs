@@ -1,0 +1,45 @@
+//! Go's channels: `bounded(cap)` (cap 0 is an unbuffered rendezvous) and
+//! `unbounded()`, multi-producer multi-consumer.
+//!
+//! # Design (after Go's `runtime/chan.go`)
+//!
+//! One lock per channel guards the buffer, the `closed` flag and two wait
+//! queues (`recvq`, `sendq`). A sender or receiver that must wait queues an
+//! entry under the lock and parks with `sched::wait_unlocking`, which
+//! releases the lock only once the goroutine is off its stack (Go's
+//! `gopark(chanparkcommit)`), so no one can dequeue and wake it early, and
+//! nothing is locked or checked twice. Foreign threads wait the same way
+//! (they block). The entry points at a slot on the waiter's own stack —
+//! valid for as long as it waits, because it cannot return until someone
+//! marks the slot.
+//!
+//! Invariants, under the lock:
+//! - At least one of `recvq` and `sendq` is empty (as in Go).
+//! - `recvq` is non-empty only while the buffer is empty; `sendq` only while
+//!   it is full (for a rendezvous channel, "full" always holds).
+//! - A slot is marked (`DELIVERED` or `CLOSED`) exactly once, by the party
+//!   that removed its entry from a queue, before the owner is woken.
+//!
+//! Direct handoff: a sender that finds a parked receiver writes its value
+//! straight into the receiver's slot, skipping the buffer; a receiver that
+//! finds a parked sender on a full buffer takes the buffer's head and moves
+//! the sender's value to the tail, preserving FIFO order.
+//!
+//! Closing (Go's semantics, with Rust's ownership): `close()` or dropping
+//! the last `Sender` closes the channel. Receivers drain what is buffered and
+//! then get `Err(RecvError)`. A send on a closed channel returns the value in
+//! `Err(SendError(v))` instead of panicking. Dropping the last `Receiver`
+//! also closes it, since no one could ever receive: senders get their values
+//! back rather than blocking forever.
+//!
+//! Not here yet (issue 3 continues): `select!`, and the timeouts
+//! (`send_timeout`, `recv_timeout`), which need the timer subsystem. The
+//! wait entries are where `select!` will hook in: an entry will carry a
+//! reference to the selecting goroutine's shared "case won" word, claimed by
+//! compare-exchange before a slot is written.
+
+mod queue;
+
+pub use queue::{
+    bounded, unbounded, Iter, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError,
+};

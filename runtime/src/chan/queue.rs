@@ -1,0 +1,517 @@
+//! The channel itself: state, wait queues, and the `Sender`/`Receiver`
+//! handles. See `chan/mod.rs` for the design and invariants.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::sched::{prepare_wait, wait_unlocking, WaitReason, Waiter};
+use crate::util::{SpinLock, SpinLockGuard};
+
+/// A value slot on a blocked sender's or receiver's stack.
+struct Slot<T> {
+    value: UnsafeCell<Option<T>>,
+    state: AtomicU8,
+}
+
+const WAITING: u8 = 0;
+const DELIVERED: u8 = 1;
+const CLOSED: u8 = 2;
+
+impl<T> Slot<T> {
+    fn new(value: Option<T>) -> Slot<T> {
+        Slot {
+            value: UnsafeCell::new(value),
+            state: AtomicU8::new(WAITING),
+        }
+    }
+}
+
+/// A queued waiter: its slot and how to wake it.
+struct Entry<T> {
+    slot: *const Slot<T>,
+    waiter: Waiter,
+}
+
+// SAFETY: the slot pointer is only dereferenced under the channel lock by the
+// party that dequeued the entry, while the slot's owner is blocked waiting
+// for exactly that (module doc); `T: Send` moves values between threads.
+unsafe impl<T: Send> Send for Entry<T> {}
+
+impl<T> Entry<T> {
+    /// Puts `value` into the waiting receiver's slot and marks it delivered.
+    ///
+    /// # Safety
+    /// The entry was just removed from `recvq` under the channel lock.
+    unsafe fn deliver(self, value: T) -> Waiter {
+        // SAFETY: the receiver is blocked until its slot is marked, and only
+        // we (who dequeued it) may mark it.
+        unsafe {
+            *(*self.slot).value.get() = Some(value);
+            (*self.slot).state.store(DELIVERED, Ordering::Release);
+        }
+        self.waiter
+    }
+
+    /// Takes the waiting sender's value and marks its slot delivered.
+    ///
+    /// # Safety
+    /// The entry was just removed from `sendq` under the channel lock.
+    unsafe fn take(self) -> (T, Waiter) {
+        // SAFETY: as for `deliver`.
+        let value = unsafe {
+            let value = (*(*self.slot).value.get()).take();
+            (*self.slot).state.store(DELIVERED, Ordering::Release);
+            value
+        };
+        (
+            value.expect("goro: a blocked sender without a value"),
+            self.waiter,
+        )
+    }
+
+    /// Marks the slot closed (the sender keeps its value).
+    ///
+    /// # Safety
+    /// The entry was just removed from a queue under the channel lock.
+    unsafe fn close(self) -> Waiter {
+        // SAFETY: as for `deliver`.
+        unsafe { (*self.slot).state.store(CLOSED, Ordering::Release) };
+        self.waiter
+    }
+}
+
+struct State<T> {
+    buffer: VecDeque<T>,
+    closed: bool,
+    recvq: VecDeque<Entry<T>>,
+    sendq: VecDeque<Entry<T>>,
+}
+
+struct Channel<T> {
+    /// Buffer capacity; 0 for a rendezvous, `usize::MAX` for unbounded.
+    capacity: usize,
+    state: SpinLock<State<T>>,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+}
+
+impl<T> Channel<T> {
+    fn lock(&self) -> SpinLockGuard<'_, State<T>> {
+        self.state.lock()
+    }
+
+    /// Closes the channel; wakes every waiter. Idempotent.
+    fn close(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        let receivers = std::mem::take(&mut state.recvq);
+        let senders = std::mem::take(&mut state.sendq);
+        let waiters: Vec<Waiter> = receivers
+            .into_iter()
+            .chain(senders)
+            // SAFETY: each entry was just removed under the lock.
+            .map(|entry| unsafe { entry.close() })
+            .collect();
+        drop(state);
+        for waiter in waiters {
+            waiter.wake();
+        }
+    }
+
+    /// One attempt to send without blocking.
+    fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        if let Some(receiver) = state.recvq.pop_front() {
+            drop(state);
+            // SAFETY: removed from recvq under the lock (released after: the
+            // receiver stays blocked until its slot is marked).
+            unsafe { receiver.deliver(value) }.wake();
+            return Ok(());
+        }
+        if state.buffer.len() < self.capacity {
+            state.buffer.push_back(value);
+            return Ok(());
+        }
+        Err(TrySendError::Full(value))
+    }
+
+    /// One attempt to receive without blocking.
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.recv_now(self.lock()) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(RecvError)) => Err(TryRecvError::Closed),
+            Err(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(SendError(value));
+        }
+        if let Some(receiver) = state.recvq.pop_front() {
+            drop(state);
+            // SAFETY: removed from recvq under the lock; the receiver stays
+            // blocked until its slot is marked.
+            unsafe { receiver.deliver(value) }.wake();
+            return Ok(());
+        }
+        if state.buffer.len() < self.capacity {
+            state.buffer.push_back(value);
+            return Ok(());
+        }
+        // Full: queue our slot and wait, releasing the lock only once we are
+        // parked (whoever dequeues us takes the lock first).
+        let slot = Slot::new(Some(value));
+        let (waiter, handle) = prepare_wait();
+        state.sendq.push_back(Entry {
+            slot: &slot,
+            waiter,
+        });
+        wait_unlocking(WaitReason::ChanSend, handle, state);
+        match slot.state.load(Ordering::Acquire) {
+            DELIVERED => Ok(()),
+            _ => {
+                // CLOSED: the value is still ours.
+                // SAFETY: our slot, marked and dequeued: no one else uses it.
+                let value = unsafe { (*slot.value.get()).take() };
+                Err(SendError(
+                    value.expect("goro: closed sender lost its value"),
+                ))
+            }
+        }
+    }
+
+    fn recv(&self) -> Result<T, RecvError> {
+        let state = self.lock();
+        let mut state = match self.recv_now(state) {
+            Ok(result) => return result,
+            Err(state) => state,
+        };
+        // Empty, no sender, open: queue our slot and wait (see `send`).
+        let slot: Slot<T> = Slot::new(None);
+        let (waiter, handle) = prepare_wait();
+        state.recvq.push_back(Entry {
+            slot: &slot,
+            waiter,
+        });
+        wait_unlocking(WaitReason::ChanReceive, handle, state);
+        match slot.state.load(Ordering::Acquire) {
+            DELIVERED => {
+                // SAFETY: marked delivered and dequeued: the value is ours.
+                let value = unsafe { (*slot.value.get()).take() };
+                Ok(value.expect("goro: delivered slot without a value"))
+            }
+            _ => Err(RecvError),
+        }
+    }
+
+    /// Receives without waiting, under `state`: `Ok` with the outcome, or
+    /// `Err` handing the lock back when the caller would have to wait.
+    #[allow(clippy::type_complexity)]
+    fn recv_now<'a>(
+        &'a self,
+        mut state: SpinLockGuard<'a, State<T>>,
+    ) -> Result<Result<T, RecvError>, SpinLockGuard<'a, State<T>>> {
+        if let Some(value) = state.buffer.pop_front() {
+            // A sender blocked on the full buffer moves its value in.
+            if let Some(sender) = state.sendq.pop_front() {
+                // SAFETY: removed from sendq under the lock.
+                let (moved, waiter) = unsafe { sender.take() };
+                state.buffer.push_back(moved);
+                drop(state);
+                waiter.wake();
+            }
+            return Ok(Ok(value));
+        }
+        if let Some(sender) = state.sendq.pop_front() {
+            drop(state);
+            // SAFETY: removed from sendq under the lock; the sender stays
+            // blocked until its slot is marked.
+            let (value, waiter) = unsafe { sender.take() };
+            waiter.wake();
+            return Ok(Ok(value));
+        }
+        if state.closed {
+            return Ok(Err(RecvError));
+        }
+        Err(state)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().buffer.len()
+    }
+}
+
+fn new_channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let channel = Arc::new(Channel {
+        capacity,
+        state: SpinLock::new(State {
+            buffer: VecDeque::new(),
+            closed: false,
+            recvq: VecDeque::new(),
+            sendq: VecDeque::new(),
+        }),
+        senders: AtomicUsize::new(1),
+        receivers: AtomicUsize::new(1),
+    });
+    (
+        Sender {
+            channel: channel.clone(),
+        },
+        Receiver { channel },
+    )
+}
+
+/// A channel with a buffer of `capacity` values; `bounded(0)` is Go's
+/// unbuffered channel: every send waits for a receiver (a rendezvous).
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    new_channel(capacity)
+}
+
+/// A channel whose sends never block.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    new_channel(usize::MAX)
+}
+
+/// The sending side. Clone it for more producers; dropping the last one
+/// closes the channel.
+pub struct Sender<T> {
+    channel: Arc<Channel<T>>,
+}
+
+/// The receiving side. Clone it for more consumers (each value goes to one).
+pub struct Receiver<T> {
+    channel: Arc<Channel<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting (parking the goroutine) while the channel is
+    /// full, or until a receiver takes it on a rendezvous channel.
+    ///
+    /// # Errors
+    /// The channel is closed; the value comes back in the error.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.channel.send(value)
+    }
+
+    /// Sends without waiting.
+    ///
+    /// # Errors
+    /// `Full` if it would wait, `Closed` if the channel is closed; both
+    /// return the value.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.channel.try_send(value)
+    }
+
+    /// Closes the channel (Go's `close(ch)`): receivers drain the buffer and
+    /// then get `Err`; blocked and later senders get their values back.
+    pub fn close(&self) {
+        self.channel.close();
+    }
+
+    /// Values in the buffer.
+    pub fn len(&self) -> usize {
+        self.channel.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer's capacity (`None`: unbounded).
+    pub fn capacity(&self) -> Option<usize> {
+        (self.channel.capacity != usize::MAX).then_some(self.channel.capacity)
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, waiting while the channel is empty.
+    ///
+    /// # Errors
+    /// The channel is closed and its buffer drained.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.channel.recv()
+    }
+
+    /// Receives without waiting.
+    ///
+    /// # Errors
+    /// `Empty` if it would wait; `Closed` if closed and drained.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.channel.try_recv()
+    }
+
+    /// Iterates over received values until the channel is closed and drained
+    /// (Go's `for v := range ch`).
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { receiver: self }
+    }
+
+    /// Values in the buffer.
+    pub fn len(&self) -> usize {
+        self.channel.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.channel.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Receiver<T> {
+        self.channel.receivers.fetch_add(1, Ordering::Relaxed);
+        Receiver {
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.channel.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.channel.close();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.channel.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.channel.close();
+        }
+    }
+}
+
+/// Iterator over a receiver's values (see [`Receiver::iter`]).
+pub struct Iter<'a, T> {
+    receiver: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// A send on a closed channel; carries the value back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<T>(pub T);
+
+/// Why `try_send` did not send; carries the value back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The buffer is full (or no receiver waits on a rendezvous channel).
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// A receive on a closed, drained channel.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct RecvError;
+
+/// Why `try_recv` did not receive.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum TryRecvError {
+    /// Nothing to receive now.
+    Empty,
+    /// Closed and drained.
+    Closed,
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a closed channel")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("sending on a full channel"),
+            TrySendError::Closed(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on a closed and empty channel")
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
+            TryRecvError::Closed => f.write_str("receiving on a closed and empty channel"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish()
+    }
+}

@@ -1,0 +1,5 @@
+//! Small building blocks with no knowledge of goroutines.
+
+mod spin_lock;
+
+pub(crate) use spin_lock::{SpinLock, SpinLockGuard};

@@ -126,22 +126,36 @@ impl<T> Channel<T> {
 
     /// One attempt to send without blocking.
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut state = self.lock();
+        match self.send_now(self.lock(), value) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SendError(value))) => Err(TrySendError::Closed(value)),
+            Err((_, value)) => Err(TrySendError::Full(value)),
+        }
+    }
+
+    /// Sends without waiting, under `state`: `Ok` with the outcome, or `Err`
+    /// handing back the lock and the value when the caller would have to wait.
+    #[allow(clippy::type_complexity)]
+    fn send_now<'a>(
+        &'a self,
+        mut state: SpinLockGuard<'a, State<T>>,
+        value: T,
+    ) -> Result<Result<(), SendError<T>>, (SpinLockGuard<'a, State<T>>, T)> {
         if state.closed {
-            return Err(TrySendError::Closed(value));
+            return Ok(Err(SendError(value)));
         }
         if let Some(receiver) = state.recvq.pop_front() {
             drop(state);
-            // SAFETY: removed from recvq under the lock (released after: the
-            // receiver stays blocked until its slot is marked).
+            // SAFETY: removed from recvq under the lock; the receiver stays
+            // blocked until its slot is marked.
             unsafe { receiver.deliver(value) }.wake();
-            return Ok(());
+            return Ok(Ok(()));
         }
         if state.buffer.len() < self.capacity {
             state.buffer.push_back(value);
-            return Ok(());
+            return Ok(Ok(()));
         }
-        Err(TrySendError::Full(value))
+        Err((state, value))
     }
 
     /// One attempt to receive without blocking.
@@ -154,21 +168,10 @@ impl<T> Channel<T> {
     }
 
     fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err(SendError(value));
-        }
-        if let Some(receiver) = state.recvq.pop_front() {
-            drop(state);
-            // SAFETY: removed from recvq under the lock; the receiver stays
-            // blocked until its slot is marked.
-            unsafe { receiver.deliver(value) }.wake();
-            return Ok(());
-        }
-        if state.buffer.len() < self.capacity {
-            state.buffer.push_back(value);
-            return Ok(());
-        }
+        let (mut state, value) = match self.send_now(self.lock(), value) {
+            Ok(result) => return result,
+            Err(wait) => wait,
+        };
         // Full: queue our slot and wait, releasing the lock only once we are
         // parked (whoever dequeues us takes the lock first).
         let slot = Slot::new(Some(value));

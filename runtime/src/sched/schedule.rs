@@ -130,8 +130,7 @@ fn switch_out(m: &M, pending: Pending) {
             m.p().tick();
             m.curg.set(Some(next));
             next.set_status(Status::Running);
-            // SAFETY: we own `current` (Running on this M) and `next` (just
-            // dequeued); `current.sp` is our save slot.
+            // SAFETY: we own `current` (Running here) and `next` (dequeued).
             unsafe { enter(current.sp.get(), next) };
         }
         None => {
@@ -344,9 +343,9 @@ pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
         None => false,
     };
     let call: &mut (dyn FnMut(GRef) -> bool + '_) = &mut call;
-    // SAFETY: erases the closure's lifetime. It lives in this frame, which
-    // stays intact until the goroutine resumes, and `finish_switch` calls it
-    // exactly once before anyone can resume us.
+    // The closure lives in this frame, intact until the goroutine resumes,
+    // and `finish_switch` calls it exactly once before anyone can resume us.
+    // SAFETY: so erasing its lifetime is sound (see above).
     let call: Unlock = unsafe { std::mem::transmute(call) };
     // SAFETY: non-null: our M (checked above).
     let m = unsafe { &*m };

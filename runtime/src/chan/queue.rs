@@ -168,20 +168,13 @@ impl<T> Channel<T> {
     }
 
     fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let (mut state, value) = match self.send_now(self.lock(), value) {
+        let (state, value) = match self.send_now(self.lock(), value) {
             Ok(result) => return result,
             Err(wait) => wait,
         };
-        // Full: queue our slot and wait, releasing the lock only once we are
-        // parked (whoever dequeues us takes the lock first).
+        // Full: queue our slot and wait.
         let slot = Slot::new(Some(value));
-        let (waiter, handle) = prepare_wait();
-        state.sendq.push_back(Entry {
-            slot: &slot,
-            waiter,
-        });
-        wait_unlocking(WaitReason::ChanSend, handle, state);
-        match slot.state.load(Ordering::Acquire) {
+        match wait_in(state, |s| &mut s.sendq, &slot, WaitReason::ChanSend) {
             DELIVERED => Ok(()),
             _ => {
                 // CLOSED: the value is still ours.
@@ -195,20 +188,13 @@ impl<T> Channel<T> {
     }
 
     fn recv(&self) -> Result<T, RecvError> {
-        let state = self.lock();
-        let mut state = match self.recv_now(state) {
+        let state = match self.recv_now(self.lock()) {
             Ok(result) => return result,
             Err(state) => state,
         };
-        // Empty, no sender, open: queue our slot and wait (see `send`).
+        // Empty, no sender, open: queue our slot and wait.
         let slot: Slot<T> = Slot::new(None);
-        let (waiter, handle) = prepare_wait();
-        state.recvq.push_back(Entry {
-            slot: &slot,
-            waiter,
-        });
-        wait_unlocking(WaitReason::ChanReceive, handle, state);
-        match slot.state.load(Ordering::Acquire) {
+        match wait_in(state, |s| &mut s.recvq, &slot, WaitReason::ChanReceive) {
             DELIVERED => {
                 // SAFETY: marked delivered and dequeued: the value is ours.
                 let value = unsafe { (*slot.value.get()).take() };
@@ -253,6 +239,21 @@ impl<T> Channel<T> {
     fn len(&self) -> usize {
         self.lock().buffer.len()
     }
+}
+
+/// Queues `slot` on the wait queue `queue` picks, parks (releasing `state`
+/// only once off the stack: whoever dequeues us must take the lock first),
+/// and returns the mark the slot was given: `DELIVERED` or `CLOSED`.
+fn wait_in<'a, T>(
+    mut state: SpinLockGuard<'a, State<T>>,
+    queue: impl FnOnce(&mut State<T>) -> &mut VecDeque<Entry<T>>,
+    slot: &Slot<T>,
+    reason: WaitReason,
+) -> u8 {
+    let (waiter, handle) = prepare_wait();
+    queue(&mut state).push_back(Entry { slot, waiter });
+    wait_unlocking(reason, handle, state);
+    slot.state.load(Ordering::Acquire)
 }
 
 fn new_channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {

@@ -20,7 +20,8 @@
 //!
 //! Transitions: Idle → Runnable (spawn) → Running (an M picks it) → Runnable
 //! (yield) | Waiting (park) | Dead (exit). Waiting → Runnable (`ready`, a
-//! compare-exchange: a second `ready` is a fatal runtime bug). Dead → Idle.
+//! only by the party that dequeued the waiter, so a checked store; a second
+//! `ready` is a fatal runtime bug). Dead → Idle.
 //!
 //! G structs are never freed while their runtime lives (as Go's `allgs`): they
 //! are recycled together with their stacks. A [`GRef`] therefore stays valid

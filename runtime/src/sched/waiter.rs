@@ -1,7 +1,7 @@
 //! Waiters: one way to block for both goroutines and foreign threads.
 //!
-//! Everything that waits (a `JoinHandle::join`, a `WaitGroup::wait`, and
-//! later channels and locks) may be called from a goroutine, which must park
+//! Everything that waits (a `JoinHandle::join`, a `WaitGroup::wait`, a
+//! channel, and later locks) may be called from a goroutine, which must park
 //! without blocking its M, or from a plain thread (`main` before the runtime,
 //! a thread of an embedding program), which must block. [`block`] hides the
 //! difference: the caller supplies a `register` closure that publishes a
@@ -11,6 +11,11 @@
 //! For a goroutine, `register` runs as `park`'s unlock, after the goroutine
 //! is off its stack (see `schedule.rs`); for a thread, it runs inline and the
 //! thread then sleeps with `std::thread::park` until a flag is set.
+//!
+//! Channels use a second form, [`prepare_wait`] + [`wait_unlocking`]: the
+//! waiter is queued while the caller holds its lock, and the lock is released
+//! only after the goroutine is off its stack (Go's `chanparkcommit`), which
+//! saves locking twice and re-checking.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

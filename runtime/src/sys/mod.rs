@@ -2,7 +2,7 @@
 //! the runtime makes (futex, mprotect, signals, thread ids).
 //!
 //! Every wrapper returns `io::Result` or a plain value; none allocates, so the
-//! signal-handler-safe ones (`write_stderr`, `abort`, `gettid`, `raw_sigaction`)
+//! signal-handler-safe ones (`write_stderr`, `abort`, `gettid`, `signal::reset_default`)
 //! may be called from a handler.
 
 pub mod futex;

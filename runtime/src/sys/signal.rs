@@ -45,7 +45,8 @@ pub fn reset_default(signal: libc::c_int) {
 /// An alternate signal stack owned by one thread. Dropping it restores the
 /// alternate stack the thread had before, then unmaps this one.
 pub struct AltStack {
-    mapping: memmap2::MmapMut,
+    /// Held only to be unmapped, after `drop` has uninstalled it.
+    _mapping: memmap2::MmapMut,
     previous: libc::stack_t,
 }
 
@@ -67,7 +68,7 @@ impl AltStack {
             return Err(io::Error::last_os_error());
         }
         Ok(AltStack {
-            mapping,
+            _mapping: mapping,
             // SAFETY: sigaltstack succeeded and filled `previous`.
             previous: unsafe { previous.assume_init() },
         })
@@ -87,8 +88,8 @@ impl Drop for AltStack {
         };
         // SAFETY: re-installs the stack that was current before ours (still
         // mapped by whoever owns it) or disables the alternate stack; after
-        // this no handler can run on `self.mapping`, so unmapping it is safe.
+        // this no handler can run on `self._mapping`, so unmapping it is safe.
         unsafe { libc::sigaltstack(&restore, std::ptr::null_mut()) };
-        let _ = self.mapping.len();
+        // `self._mapping` is unmapped when the fields drop, after this.
     }
 }

@@ -78,6 +78,26 @@ pub(crate) enum WaitReason {
     ChanSend = 3,
     /// Blocked receiving from a channel.
     ChanReceive = 4,
+    /// In `select!` with no ready case.
+    Select = 5,
+    /// In `goro::time::sleep`.
+    Sleep = 6,
+    /// Waiting for a `sync::Mutex` (or an `RwLock` writer's turn).
+    Mutex = 7,
+    /// Waiting for an `RwLock` read or write lock.
+    RwLock = 8,
+    /// In `Condvar::wait`.
+    Cond = 9,
+    /// Waiting for a `Semaphore` permit.
+    Semaphore = 10,
+    /// In `Barrier::wait`.
+    Barrier = 11,
+    /// Waiting for another goroutine's `Once` initialiser.
+    Once = 12,
+    /// Waiting for a socket to become readable (netpoll).
+    IoRead = 13,
+    /// Waiting for a socket to become writable (netpoll).
+    IoWrite = 14,
 }
 
 impl WaitReason {
@@ -89,6 +109,16 @@ impl WaitReason {
             WaitReason::WaitGroup => "sync.WaitGroup.Wait",
             WaitReason::ChanSend => "chan send",
             WaitReason::ChanReceive => "chan receive",
+            WaitReason::Select => "select",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Mutex => "sync.Mutex.Lock",
+            WaitReason::RwLock => "sync.RWMutex.Lock",
+            WaitReason::Cond => "sync.Cond.Wait",
+            WaitReason::Semaphore => "semacquire",
+            WaitReason::Barrier => "sync.Barrier.Wait",
+            WaitReason::Once => "sync.Once.Do",
+            WaitReason::IoRead => "IO wait",
+            WaitReason::IoWrite => "IO wait",
         }
     }
 }
@@ -188,6 +218,16 @@ impl G {
             2 => WaitReason::WaitGroup,
             3 => WaitReason::ChanSend,
             4 => WaitReason::ChanReceive,
+            5 => WaitReason::Select,
+            6 => WaitReason::Sleep,
+            7 => WaitReason::Mutex,
+            8 => WaitReason::RwLock,
+            9 => WaitReason::Cond,
+            10 => WaitReason::Semaphore,
+            11 => WaitReason::Barrier,
+            12 => WaitReason::Once,
+            13 => WaitReason::IoRead,
+            14 => WaitReason::IoWrite,
             _ => WaitReason::None,
         }
     }

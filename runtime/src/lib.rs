@@ -49,6 +49,7 @@ mod spawn;
 pub mod stack;
 pub mod sync;
 pub mod sys;
+pub mod time;
 mod util;
 
 pub use runtime::{run, Runtime, RuntimeBuilder};

@@ -8,15 +8,21 @@
 //! - `npidle` and `nmspinning`, atomics mirrored outside the lock so the hot
 //!   paths (`wakep` after every spawn and `ready`) read them without locking.
 
+use std::ptr;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::m::{start_thread, MPtr, M};
 use super::p::P;
 use super::shared::Shared;
+use super::timers::{self, NEVER};
 use crate::sys::futex;
+
+/// How long an M woken for a due timer that found no idle P waits before it
+/// looks again (1 ms).
+const RETRY_NANOS: u64 = 1_000_000;
 
 pub(crate) struct Idle {
     synced: Mutex<Synced>,
@@ -83,9 +89,11 @@ impl Idle {
         Some(&shared.ps[index])
     }
 
-    /// Sleeps the calling M (which holds no P) until a waker hands it a P or
-    /// shutdown wakes it; returns the handed P, or null to exit.
-    pub(crate) fn sleep(&self, shared: &Shared, m: &M) -> *const P {
+    /// Sleeps the calling M (which holds no P) until a waker hands it a P,
+    /// shutdown wakes it, or the monotonic time `deadline` passes (the
+    /// earliest timer; `NEVER` for none), when it takes an idle P itself to
+    /// run the due timers. Returns the P, or null to exit.
+    pub(crate) fn sleep(&self, shared: &Shared, m: &M, mut deadline: u64) -> *const P {
         {
             let mut synced = self.lock();
             // Checked under the lock that `stop_all` takes after setting
@@ -105,9 +113,33 @@ impl Idle {
             }
             synced.idle_ms.push(MPtr(m));
         }
-        tracing::trace!(m = m.id, "M sleep");
+        tracing::trace!(m = m.id, deadline, "M sleep");
         while m.wake_word.load(Ordering::Acquire) == 0 {
-            futex::wait(&m.wake_word, 0, None);
+            if deadline == NEVER {
+                futex::wait(&m.wake_word, 0, None);
+                continue;
+            }
+            let now = timers::now();
+            if now < deadline {
+                futex::wait(&m.wake_word, 0, Some(Duration::from_nanos(deadline - now)));
+                continue;
+            }
+            // A timer is due. Leave the idle list ourselves with an idle P —
+            // unless a waker already took us off it: then its wake is coming.
+            let mut synced = self.lock();
+            let Some(position) = synced.idle_ms.iter().position(|idle| ptr::eq(idle.0, m)) else {
+                deadline = NEVER;
+                continue;
+            };
+            if let Some(index) = synced.idle_ps.pop() {
+                synced.idle_ms.remove(position);
+                self.npidle.fetch_sub(1, Ordering::SeqCst);
+                return &shared.ps[index];
+            }
+            drop(synced);
+            // Every P has an M, and those run their own due timers (or steal
+            // ours). Look again a little later, not in a tight loop.
+            deadline = timers::earliest(shared).max(timers::now() + RETRY_NANOS);
         }
         m.wake_word.store(0, Ordering::Relaxed);
         m.spinning.set(m.next_spinning.load(Ordering::Relaxed));

@@ -89,6 +89,7 @@ pub(crate) mod pool;
 pub(crate) mod schedule;
 pub(crate) mod shared;
 pub(crate) mod task;
+pub(crate) mod timers;
 pub(crate) mod waiter;
 
 pub(crate) use g::WaitReason;

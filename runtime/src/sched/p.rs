@@ -13,6 +13,7 @@ use crossbeam_deque::Worker;
 
 use super::blocks::{self, BlockCache};
 use super::g::{GRef, G};
+use super::timers::Timers;
 
 /// Free Gs a P keeps before handing half of them to the global pool.
 pub const FREE_CACHE_MAX: usize = 64;
@@ -38,6 +39,8 @@ pub(crate) struct P {
     exited: AtomicU64,
     /// Small-block cache for task cells (`blocks.rs`).
     blocks: UnsafeCell<BlockCache>,
+    /// This P's timer heap (`timers.rs`); locked, so any M may touch it.
+    pub timers: Timers,
 }
 
 // SAFETY: the UnsafeCell fields are used only by the M holding the P (module
@@ -60,6 +63,7 @@ impl P {
             spawned: AtomicU64::new(0),
             exited: AtomicU64::new(0),
             blocks: UnsafeCell::new(Default::default()),
+            timers: Timers::new(),
         }
     }
 

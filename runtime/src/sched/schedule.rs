@@ -37,6 +37,7 @@ use super::p::P;
 use super::pool;
 use super::shared::Shared;
 use super::task::TaskRef;
+use super::timers::{self, NEVER};
 use crate::arch;
 
 /// How long a spinning M keeps looking for work before it sleeps. Waking a
@@ -47,6 +48,12 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 /// Go polls the global queue once every 61 schedule ticks so that it cannot
 /// starve behind a busy local queue (61: prime, and not too frequent).
 const GLOBAL_POLL_INTERVAL: u64 = 61;
+
+/// The switch path runs its P's due timers once every this many ticks: a
+/// clock read (~20 ns) on every switch would double a yield's cost, and a
+/// timer due in the meantime is late by at most a few switches. An M that
+/// runs out of work checks them every time (`find_runnable`).
+const TIMER_CHECK_INTERVAL: u64 = 8;
 
 /// g0's loop: find a G, run it, handle what it left pending, repeat. Returns
 /// when the runtime stops.
@@ -93,6 +100,9 @@ unsafe fn enter(save: *mut usize, g: GRef) {
 fn next_local(shared: &Shared, p: &P) -> Option<GRef> {
     if shared.is_stopping() {
         return None;
+    }
+    if p.schedtick().is_multiple_of(TIMER_CHECK_INTERVAL) {
+        timers::run_own(p);
     }
     if p.schedtick().is_multiple_of(GLOBAL_POLL_INTERVAL) {
         if let Steal::Success(g) = shared.injector.steal() {
@@ -210,6 +220,7 @@ fn find_runnable(m: &M) -> Option<GRef> {
             return None;
         }
         let p = m.p();
+        timers::run_all(shared, p);
         if let Some(g) = next_local(shared, p) {
             reset_spinning(m);
             return Some(g);
@@ -241,7 +252,8 @@ fn find_runnable(m: &M) -> Option<GRef> {
             shared.idle.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        if shared.any_work() {
+        let deadline = timers::earliest(shared);
+        if shared.any_work() || (deadline != NEVER && deadline <= timers::now()) {
             if let Some(p) = shared.idle.take_p(shared) {
                 m.p.set(p);
                 if was_spinning {
@@ -251,8 +263,9 @@ fn find_runnable(m: &M) -> Option<GRef> {
                 continue;
             }
         }
-        // Step 6: sleep until a waker hands us a P.
-        let p = shared.idle.sleep(shared, m);
+        // Step 6: sleep until a waker hands us a P, or until the earliest
+        // timer is due (then we take an idle P to run it).
+        let p = shared.idle.sleep(shared, m, deadline);
         if p.is_null() {
             return None;
         }
@@ -270,10 +283,18 @@ fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
     let mut round = 0u32;
     loop {
         let first = (m.random() % procs as u64) as usize;
+        let now = timers::now();
         for offset in 0..procs {
             let victim = (first + offset) % procs;
             if victim == p.index {
                 continue;
+            }
+            // A P busy with a long goroutine does not hold its due timers
+            // hostage: run them here (what they ready lands on our P).
+            if timers::run_other(&shared.ps[victim], now) > 0 {
+                if let Some(g) = next_local(shared, p) {
+                    return Some(g);
+                }
             }
             let stealer = &shared.stealers[victim];
             let available = stealer.len();

@@ -40,6 +40,19 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Takes the lock if it is free right now.
+    pub(crate) fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
+        if !self.locked.load(Ordering::Relaxed)
+            && self
+                .locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(SpinLockGuard { lock: self });
+        }
+        None
+    }
+
     pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
         let mut spins = 0u32;
         loop {

@@ -32,14 +32,22 @@
 //! also closes it, since no one could ever receive: senders get their values
 //! back rather than blocking forever.
 //!
-//! Not here yet (issue 3 continues): `select!`, and the timeouts
-//! (`send_timeout`, `recv_timeout`), which need the timer subsystem. The
-//! wait entries are where `select!` will hook in: an entry will carry a
-//! reference to the selecting goroutine's shared "case won" word, claimed by
-//! compare-exchange before a slot is written.
+//! `select!` and the timed operations (`send_timeout`, `recv_timeout`) are
+//! in `select.rs`: a wait entry may carry a reference to a selecting
+//! goroutine's shared "case won" word, which whoever dequeues the entry must
+//! claim by compare-exchange before touching its slot.
 
+mod macros;
 mod queue;
+mod select;
 
 pub use queue::{
-    bounded, unbounded, Iter, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError,
+    bounded, unbounded, Iter, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
+    Sender, TryRecvError, TrySendError,
 };
+
+/// What `select!` expands to; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::select::{run, Mode, RecvCase, SelectCase, SendCase};
+}

@@ -7,21 +7,24 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use super::select::{self, Mode, RecvCase, SendCase};
 use crate::sched::{prepare_wait, wait_unlocking, WaitReason, Waiter};
 use crate::util::{SpinLock, SpinLockGuard};
 
 /// A value slot on a blocked sender's or receiver's stack.
-struct Slot<T> {
-    value: UnsafeCell<Option<T>>,
-    state: AtomicU8,
+pub(super) struct Slot<T> {
+    pub(super) value: UnsafeCell<Option<T>>,
+    pub(super) state: AtomicU8,
 }
 
 const WAITING: u8 = 0;
-const DELIVERED: u8 = 1;
-const CLOSED: u8 = 2;
+pub(super) const DELIVERED: u8 = 1;
+pub(super) const CLOSED: u8 = 2;
 
 impl<T> Slot<T> {
-    fn new(value: Option<T>) -> Slot<T> {
+    pub(super) fn new(value: Option<T>) -> Slot<T> {
         Slot {
             value: UnsafeCell::new(value),
             state: AtomicU8::new(WAITING),
@@ -30,14 +33,22 @@ impl<T> Slot<T> {
 }
 
 /// A queued waiter: its slot and how to wake it.
-struct Entry<T> {
-    slot: *const Slot<T>,
-    waiter: Waiter,
+pub(super) struct Entry<T> {
+    pub(super) slot: *const Slot<T>,
+    pub(super) waiter: Waiter,
+    /// For a goroutine or thread blocked in `select!` (or a timed
+    /// operation): its shared "case won" word and this entry's case index.
+    /// Whoever dequeues the entry must first claim the word with a
+    /// compare-exchange (`pop_live`); if that fails, another case (or the
+    /// deadline) already won and the entry is stale.
+    pub(super) select: Option<(*const AtomicUsize, usize)>,
 }
 
 // SAFETY: the slot pointer is only dereferenced under the channel lock by the
 // party that dequeued the entry, while the slot's owner is blocked waiting
-// for exactly that (module doc); `T: Send` moves values between threads.
+// for exactly that (module doc); `T: Send` moves values between threads. The
+// select word is only touched under the channel lock, and its owner removes
+// every entry pointing at it (under the lock) before it returns.
 unsafe impl<T: Send> Send for Entry<T> {}
 
 impl<T> Entry<T> {
@@ -45,7 +56,7 @@ impl<T> Entry<T> {
     ///
     /// # Safety
     /// The entry was just removed from `recvq` under the channel lock.
-    unsafe fn deliver(self, value: T) -> Waiter {
+    pub(super) unsafe fn deliver(self, value: T) -> Waiter {
         // SAFETY: the receiver is blocked until its slot is marked, and only
         // we (who dequeued it) may mark it.
         unsafe {
@@ -59,7 +70,7 @@ impl<T> Entry<T> {
     ///
     /// # Safety
     /// The entry was just removed from `sendq` under the channel lock.
-    unsafe fn take(self) -> (T, Waiter) {
+    pub(super) unsafe fn take(self) -> (T, Waiter) {
         // SAFETY: as for `deliver`.
         let value = unsafe {
             let value = (*(*self.slot).value.get()).take();
@@ -83,42 +94,66 @@ impl<T> Entry<T> {
     }
 }
 
-struct State<T> {
+pub(super) struct State<T> {
     buffer: VecDeque<T>,
     closed: bool,
-    recvq: VecDeque<Entry<T>>,
-    sendq: VecDeque<Entry<T>>,
+    pub(super) recvq: VecDeque<Entry<T>>,
+    pub(super) sendq: VecDeque<Entry<T>>,
 }
 
-struct Channel<T> {
+/// Pops the first live entry of a wait queue: a plain waiter, or a select
+/// whose word this call claims for the entry's case. Stale select entries
+/// met on the way are dropped (their owner would remove them anyway).
+pub(super) fn pop_live<T>(queue: &mut VecDeque<Entry<T>>) -> Option<Entry<T>> {
+    while let Some(entry) = queue.pop_front() {
+        let Some((word, case)) = entry.select else {
+            return Some(entry);
+        };
+        // SAFETY: the word outlives every entry pointing at it (Entry's Send
+        // comment), and we hold the channel lock.
+        let word = unsafe { &*word };
+        if word
+            .compare_exchange(SELECT_WAITING, case, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Some(entry);
+        }
+    }
+    None
+}
+
+/// The select word's value while no case has won yet.
+pub(super) const SELECT_WAITING: usize = usize::MAX;
+
+pub(super) struct Channel<T> {
     /// Buffer capacity; 0 for a rendezvous, `usize::MAX` for unbounded.
     capacity: usize,
-    state: SpinLock<State<T>>,
+    pub(super) state: SpinLock<State<T>>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
 }
 
 impl<T> Channel<T> {
-    fn lock(&self) -> SpinLockGuard<'_, State<T>> {
+    pub(super) fn lock(&self) -> SpinLockGuard<'_, State<T>> {
         self.state.lock()
     }
 
     /// Closes the channel; wakes every waiter. Idempotent.
     fn close(&self) {
-        let mut state = self.lock();
-        if state.closed {
+        let mut guard = self.lock();
+        if guard.closed {
             return;
         }
-        state.closed = true;
-        let receivers = std::mem::take(&mut state.recvq);
-        let senders = std::mem::take(&mut state.sendq);
-        let waiters: Vec<Waiter> = receivers
-            .into_iter()
-            .chain(senders)
-            // SAFETY: each entry was just removed under the lock.
-            .map(|entry| unsafe { entry.close() })
-            .collect();
-        drop(state);
+        guard.closed = true;
+        let mut waiters = Vec::new();
+        let state = &mut *guard;
+        for queue in [&mut state.recvq, &mut state.sendq] {
+            while let Some(entry) = pop_live(queue) {
+                // SAFETY: the entry was just removed under the lock.
+                waiters.push(unsafe { entry.close() });
+            }
+        }
+        drop(guard);
         for waiter in waiters {
             waiter.wake();
         }
@@ -141,21 +176,62 @@ impl<T> Channel<T> {
         mut state: SpinLockGuard<'a, State<T>>,
         value: T,
     ) -> Result<Result<(), SendError<T>>, (SpinLockGuard<'a, State<T>>, T)> {
-        if state.closed {
-            return Ok(Err(SendError(value)));
+        match self.send_locked(&mut state, value) {
+            SendNow::Sent(waiter) => {
+                drop(state);
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
+                Ok(Ok(()))
+            }
+            SendNow::Closed(value) => Ok(Err(SendError(value))),
+            SendNow::Wait(value) => Err((state, value)),
         }
-        if let Some(receiver) = state.recvq.pop_front() {
-            drop(state);
+    }
+
+    /// The body of a send that does not wait, on the locked state. A
+    /// receiver handed the value directly must be woken by the caller once
+    /// it has released the lock.
+    pub(super) fn send_locked(&self, state: &mut State<T>, value: T) -> SendNow<T> {
+        if state.closed {
+            return SendNow::Closed(value);
+        }
+        if let Some(receiver) = pop_live(&mut state.recvq) {
             // SAFETY: removed from recvq under the lock; the receiver stays
             // blocked until its slot is marked.
-            unsafe { receiver.deliver(value) }.wake();
-            return Ok(Ok(()));
+            return SendNow::Sent(Some(unsafe { receiver.deliver(value) }));
         }
         if state.buffer.len() < self.capacity {
             state.buffer.push_back(value);
-            return Ok(Ok(()));
+            return SendNow::Sent(None);
         }
-        Err((state, value))
+        SendNow::Wait(value)
+    }
+
+    /// The body of a receive that does not wait, on the locked state; the
+    /// caller wakes the returned sender (if any) after unlocking.
+    pub(super) fn recv_locked(&self, state: &mut State<T>) -> RecvNow<T> {
+        if let Some(value) = state.buffer.pop_front() {
+            // A sender blocked on the full buffer moves its value in.
+            let mut woken = None;
+            if let Some(sender) = pop_live(&mut state.sendq) {
+                // SAFETY: removed from sendq under the lock.
+                let (moved, waiter) = unsafe { sender.take() };
+                state.buffer.push_back(moved);
+                woken = Some(waiter);
+            }
+            return RecvNow::Received(value, woken);
+        }
+        if let Some(sender) = pop_live(&mut state.sendq) {
+            // SAFETY: removed from sendq under the lock; the sender stays
+            // blocked until its slot is marked.
+            let (value, waiter) = unsafe { sender.take() };
+            return RecvNow::Received(value, Some(waiter));
+        }
+        if state.closed {
+            return RecvNow::Closed;
+        }
+        RecvNow::Wait
     }
 
     /// One attempt to receive without blocking.
@@ -211,34 +287,42 @@ impl<T> Channel<T> {
         &'a self,
         mut state: SpinLockGuard<'a, State<T>>,
     ) -> Result<Result<T, RecvError>, SpinLockGuard<'a, State<T>>> {
-        if let Some(value) = state.buffer.pop_front() {
-            // A sender blocked on the full buffer moves its value in.
-            if let Some(sender) = state.sendq.pop_front() {
-                // SAFETY: removed from sendq under the lock.
-                let (moved, waiter) = unsafe { sender.take() };
-                state.buffer.push_back(moved);
+        match self.recv_locked(&mut state) {
+            RecvNow::Received(value, waiter) => {
                 drop(state);
-                waiter.wake();
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
+                Ok(Ok(value))
             }
-            return Ok(Ok(value));
+            RecvNow::Closed => Ok(Err(RecvError)),
+            RecvNow::Wait => Err(state),
         }
-        if let Some(sender) = state.sendq.pop_front() {
-            drop(state);
-            // SAFETY: removed from sendq under the lock; the sender stays
-            // blocked until its slot is marked.
-            let (value, waiter) = unsafe { sender.take() };
-            waiter.wake();
-            return Ok(Ok(value));
-        }
-        if state.closed {
-            return Ok(Err(RecvError));
-        }
-        Err(state)
     }
 
     fn len(&self) -> usize {
         self.lock().buffer.len()
     }
+}
+
+/// What a send that may not wait did.
+pub(super) enum SendNow<T> {
+    /// Sent; wake this receiver (handed the value directly) after unlocking.
+    Sent(Option<Waiter>),
+    /// The channel is closed; the value comes back.
+    Closed(T),
+    /// It would have to wait; the value comes back.
+    Wait(T),
+}
+
+/// What a receive that may not wait did.
+pub(super) enum RecvNow<T> {
+    /// Received; wake this sender (if any) after unlocking.
+    Received(T, Option<Waiter>),
+    /// Closed and drained.
+    Closed,
+    /// It would have to wait.
+    Wait,
 }
 
 /// Queues `slot` on the wait queue `queue` picks, parks (releasing `state`
@@ -251,7 +335,11 @@ fn wait_in<'a, T>(
     reason: WaitReason,
 ) -> u8 {
     let (waiter, handle) = prepare_wait();
-    queue(&mut state).push_back(Entry { slot, waiter });
+    queue(&mut state).push_back(Entry {
+        slot,
+        waiter,
+        select: None,
+    });
     wait_unlocking(reason, handle, state);
     slot.state.load(Ordering::Acquire)
 }
@@ -290,12 +378,12 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 /// The sending side. Clone it for more producers; dropping the last one
 /// closes the channel.
 pub struct Sender<T> {
-    channel: Arc<Channel<T>>,
+    pub(super) channel: Arc<Channel<T>>,
 }
 
 /// The receiving side. Clone it for more consumers (each value goes to one).
 pub struct Receiver<T> {
-    channel: Arc<Channel<T>>,
+    pub(super) channel: Arc<Channel<T>>,
 }
 
 impl<T> Sender<T> {
@@ -315,6 +403,26 @@ impl<T> Sender<T> {
     /// return the value.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         self.channel.try_send(value)
+    }
+
+    /// Sends `value`, waiting at most `timeout` for room (or a receiver).
+    ///
+    /// # Errors
+    /// `Timeout` if it could not send in time, `Closed` if the channel is
+    /// closed; both return the value.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        let value = match self.channel.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(value)) => return Err(SendTimeoutError::Closed(value)),
+            Err(TrySendError::Full(value)) => value,
+        };
+        let mut case = SendCase::new(self, value);
+        match select::run(&mut [&mut case], Mode::until(timeout)) {
+            Some(_) => case
+                .into_result()
+                .map_err(|SendError(v)| SendTimeoutError::Closed(v)),
+            None => Err(SendTimeoutError::Timeout(case.into_value())),
+        }
     }
 
     /// Closes the channel (Go's `close(ch)`): receivers drain the buffer and
@@ -346,6 +454,25 @@ impl<T> Receiver<T> {
     /// The channel is closed and its buffer drained.
     pub fn recv(&self) -> Result<T, RecvError> {
         self.channel.recv()
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout` if nothing arrived in time; `Closed` if closed and drained.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        match self.channel.try_recv() {
+            Ok(value) => return Ok(value),
+            Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+            Err(TryRecvError::Empty) => {}
+        }
+        let mut case = RecvCase::new(self);
+        match select::run(&mut [&mut case], Mode::until(timeout)) {
+            Some(_) => case
+                .into_result()
+                .map_err(|RecvError| RecvTimeoutError::Closed),
+            None => Err(RecvTimeoutError::Timeout),
+        }
     }
 
     /// Receives without waiting.
@@ -439,6 +566,55 @@ pub enum TrySendError<T> {
     /// The channel is closed.
     Closed(T),
 }
+
+/// Why `send_timeout` did not send; carries the value back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// No room (or no receiver) before the timeout.
+    Timeout(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// Why `recv_timeout` did not receive.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived before the timeout.
+    Timeout,
+    /// Closed and drained.
+    Closed,
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out sending on a channel"),
+            SendTimeoutError::Closed(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> std::error::Error for SendTimeoutError<T> {}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out receiving on a channel"),
+            RecvTimeoutError::Closed => f.write_str("receiving on a closed and empty channel"),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {}
 
 /// A receive on a closed, drained channel.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]

@@ -93,6 +93,7 @@ pub(crate) mod timers;
 pub(crate) mod waiter;
 
 pub(crate) use g::WaitReason;
+pub(crate) use schedule::park;
 pub use schedule::{current_goroutine_id, in_goroutine, yield_now};
 pub use task::{JoinHandle, ABANDONED};
-pub(crate) use waiter::{block, prepare_wait, wait_unlocking, Waiter};
+pub(crate) use waiter::{block, prepare_wait, wait_unlocking, WaitHandle, Waiter};

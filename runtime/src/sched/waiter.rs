@@ -20,12 +20,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
+use std::time::Instant;
 
 use super::g::{GRef, WaitReason};
 use super::m::current_m;
 use super::schedule::{in_goroutine, park, ready};
 
-/// Someone blocked until `wake` is called, exactly once.
+/// Someone blocked until `wake` is called, exactly once. A select queues a
+/// clone per case; only the case that wins its word calls `wake`.
+#[derive(Clone)]
 pub(crate) enum Waiter {
     /// A parked goroutine.
     Goroutine(GRef),
@@ -69,8 +72,29 @@ pub(crate) fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
         thread: std::thread::current(),
     });
     if register(Waiter::Thread(waiter.clone())) {
-        while !waiter.woken.load(Ordering::Acquire) {
+        waiter.wait();
+    }
+}
+
+impl ThreadWaiter {
+    /// Blocks until woken.
+    pub(crate) fn wait(&self) {
+        while !self.woken.load(Ordering::Acquire) {
             std::thread::park();
+        }
+    }
+
+    /// Blocks until woken or until `deadline`; returns whether woken.
+    pub(crate) fn wait_until(&self, deadline: Instant) -> bool {
+        loop {
+            if self.woken.load(Ordering::Acquire) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::park_timeout(deadline - now);
         }
     }
 }
@@ -113,9 +137,7 @@ pub(crate) fn wait_unlocking<L>(reason: WaitReason, handle: WaitHandle, lock: L)
         }),
         WaitHandle::Thread(waiter) => {
             drop(lock);
-            while !waiter.woken.load(Ordering::Acquire) {
-                std::thread::park();
-            }
+            waiter.wait();
         }
     }
 }

@@ -2,4 +2,4 @@
 
 mod spin_lock;
 
-pub(crate) use spin_lock::{SpinLock, SpinLockGuard};
+pub(crate) use spin_lock::{RawSpinLock, SpinLock, SpinLockGuard};

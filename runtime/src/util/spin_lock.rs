@@ -22,8 +22,46 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const SPINS_BEFORE_YIELD: u32 = 64;
 
 pub(crate) struct SpinLock<T> {
-    locked: AtomicBool,
+    locked: RawSpinLock,
     value: UnsafeCell<T>,
+}
+
+/// The lock word alone, for code that must hold several locks of different
+/// types at once (`select!`) and release them without their guards.
+pub(crate) struct RawSpinLock(AtomicBool);
+
+impl RawSpinLock {
+    /// Takes the lock, spinning (then yielding) while it is held.
+    pub(crate) fn lock(&self) {
+        let mut spins = 0u32;
+        while !self.try_lock() {
+            if spins < SPINS_BEFORE_YIELD {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Takes the lock if it is free right now.
+    pub(crate) fn try_lock(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+            && self
+                .0
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Releases the lock: a plain release store, paired with the next
+    /// holder's Acquire CAS.
+    ///
+    /// # Safety
+    /// The caller holds the lock (took it with `lock`/`try_lock`, or owns a
+    /// guard it will forget).
+    pub(crate) unsafe fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 // SAFETY: the lock hands out access to `value` to one holder at a time
@@ -35,42 +73,37 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> SpinLock<T> {
         SpinLock {
-            locked: AtomicBool::new(false),
+            locked: RawSpinLock(AtomicBool::new(false)),
             value: UnsafeCell::new(value),
         }
     }
 
     /// Takes the lock if it is free right now.
     pub(crate) fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
-        if !self.locked.load(Ordering::Relaxed)
-            && self
-                .locked
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(SpinLockGuard { lock: self });
-        }
-        None
+        // `then`, not `then_some`: a guard built eagerly and dropped on
+        // failure would release someone else's lock.
+        self.locked.try_lock().then(|| SpinLockGuard { lock: self })
     }
 
     pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
-        let mut spins = 0u32;
-        loop {
-            if !self.locked.load(Ordering::Relaxed)
-                && self
-                    .locked
-                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return SpinLockGuard { lock: self };
-            }
-            if spins < SPINS_BEFORE_YIELD {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        self.locked.lock();
+        SpinLockGuard { lock: self }
+    }
+
+    /// The lock word, for `select!`'s multi-channel locking.
+    pub(crate) fn raw(&self) -> &RawSpinLock {
+        &self.locked
+    }
+
+    /// The value, without a guard.
+    ///
+    /// # Safety
+    /// The caller holds the lock through [`SpinLock::raw`], and no guard or
+    /// other reference to the value is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn value_unguarded(&self) -> &mut T {
+        // SAFETY: the caller holds the lock exclusively (above).
+        unsafe { &mut *self.value.get() }
     }
 }
 
@@ -96,8 +129,8 @@ impl<T> DerefMut for SpinLockGuard<'_, T> {
 
 impl<T> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
-        // A plain release store: pairs with the next holder's Acquire CAS.
-        self.lock.locked.store(false, Ordering::Release);
+        // SAFETY: the guard proves we hold the lock.
+        unsafe { self.lock.locked.unlock() };
     }
 }
 
@@ -105,6 +138,19 @@ impl<T> Drop for SpinLockGuard<'_, T> {
 mod tests {
     use super::SpinLock;
     use std::sync::Arc;
+
+    #[test]
+    fn failed_try_lock_leaves_the_holder_locked() {
+        let lock = SpinLock::new(0u32);
+        let held = lock.lock();
+        assert!(lock.try_lock().is_none());
+        assert!(
+            lock.try_lock().is_none(),
+            "a failed try_lock released the lock"
+        );
+        drop(held);
+        assert!(lock.try_lock().is_some());
+    }
 
     #[test]
     fn excludes_across_threads() {

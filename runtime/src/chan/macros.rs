@@ -10,11 +10,11 @@
 ///
 /// ```
 /// use std::time::Duration;
-/// goro::run(|| {
-///     let (tx, rx) = goro::chan::bounded::<u32>(1);
-///     let (done_tx, done_rx) = goro::chan::bounded::<()>(0);
+/// goro_runtime::run(|| {
+///     let (tx, rx) = goro_runtime::chan::bounded::<u32>(1);
+///     let (done_tx, done_rx) = goro_runtime::chan::bounded::<()>(0);
 ///     tx.send(7).unwrap();
-///     let got = goro::select! {
+///     let got = goro_runtime::select! {
 ///         recv(rx) -> value => value.ok(),
 ///         recv(done_rx) -> _ => None,
 ///         default(Duration::from_millis(10)) => None,

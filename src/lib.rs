@@ -20,7 +20,7 @@
 //! goroutine may resume on another OS thread after it switches out.
 
 pub use goro_runtime::{
-    chan, go, run, sync, yield_now, Builder, JoinHandle, Runtime, RuntimeBuilder, ABANDONED,
+    chan, go, net, run, sync, yield_now, Builder, JoinHandle, Runtime, RuntimeBuilder, ABANDONED,
 };
 
 /// Queries about the current runtime (Go's `runtime` package).

@@ -1,5 +1,5 @@
-//! Settings from the environment, read once per process: `GORO_MAXPROCS`
-//! and `GORO_STACK_SIZE` (DESIGN §2). Builder methods override them.
+//! Settings from the environment, read once per process: `GORO_MAXPROCS`,
+//! `GORO_STACK_SIZE` and `GORO_NETPOLL=uring|epoll` (DESIGN §2). Builder methods override them.
 //!
 //! A malformed value is an error from `RuntimeBuilder::build` naming the
 //! variable, never silently ignored.
@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 pub(crate) struct Environment {
     pub procs: Option<usize>,
     pub stack_size: Option<usize>,
+    pub netpoll: Option<goro_netpoll::BackendKind>,
 }
 
 /// The environment settings, parsed on first use.
@@ -22,6 +23,7 @@ pub(crate) fn environment() -> io::Result<Environment> {
             Ok(Environment {
                 procs: positive("GORO_MAXPROCS")?,
                 stack_size: positive("GORO_STACK_SIZE")?,
+                netpoll: goro_netpoll::BackendKind::from_env().map_err(|e| e.to_string())?,
             })
         })
         .clone()

@@ -43,6 +43,7 @@
 pub mod arch;
 pub mod chan;
 mod config;
+pub mod net;
 pub mod runtime;
 pub mod sched;
 mod spawn;

@@ -14,6 +14,8 @@
 //! 1. waits up to `d` for every goroutine to return;
 //! 2. sets `stopping`: sleeping Ms are woken and exit; running Ms exit at
 //!    their goroutine's next switch;
+//!    The netpoller thread, if `net` started one, is stopped and joined
+//!    and its ring or epoll fd closed.
 //! 3. joins every M thread that exits by then (at least a short grace period
 //!    is allowed for idle Ms to notice);
 //! 4. abandons the goroutines still parked or queued: each `JoinHandle::join`
@@ -79,6 +81,7 @@ pub struct RuntimeBuilder {
     procs: Option<usize>,
     stack_size: Option<usize>,
     max_threads: Option<usize>,
+    netpoll: Option<goro_netpoll::BackendKind>,
 }
 
 impl RuntimeBuilder {
@@ -97,6 +100,13 @@ impl RuntimeBuilder {
     /// The most M threads the runtime may start.
     pub fn max_threads(mut self, threads: usize) -> RuntimeBuilder {
         self.max_threads = Some(threads);
+        self
+    }
+
+    /// Forces the netpoll backend (overrides `GORO_NETPOLL`). Without it,
+    /// io_uring is tried first and epoll is the fallback.
+    pub fn netpoll(mut self, backend: crate::net::Backend) -> RuntimeBuilder {
+        self.netpoll = Some(backend);
         self
     }
 
@@ -128,6 +138,7 @@ impl RuntimeBuilder {
             procs,
             stack_size,
             max_threads,
+            netpoll: self.netpoll.or(environment.netpoll),
         }));
         tracing::debug!(procs, stack_size, max_threads, "runtime built");
         Ok(Runtime {
@@ -245,6 +256,11 @@ impl Runtime {
             pause = (pause * 2).min(Duration::from_millis(1));
         }
         self.shared.stopping.store(true, Ordering::Release);
+        // The netpoller readies goroutines from its own thread: stop and join
+        // it (closing its ring) before goroutines are abandoned below.
+        if let Some(poller) = self.shared.netpoll.get() {
+            poller.shutdown();
+        }
         let detached = self
             .shared
             .idle

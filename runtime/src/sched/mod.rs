@@ -83,6 +83,7 @@ pub(crate) mod blocks;
 pub(crate) mod g;
 pub(crate) mod idle;
 pub(crate) mod m;
+pub(crate) mod netpoll;
 pub(crate) mod overflow;
 pub(crate) mod p;
 pub(crate) mod pool;

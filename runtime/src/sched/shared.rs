@@ -2,7 +2,7 @@
 //! (tokio's naming). Per-runtime, so two runtimes in one process share nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 
@@ -17,6 +17,9 @@ pub(crate) struct Config {
     pub procs: usize,
     pub stack_size: usize,
     pub max_threads: usize,
+    /// A forced netpoll backend (`GORO_NETPOLL` or the builder); `None`
+    /// tries io_uring, then epoll.
+    pub netpoll: Option<goro_netpoll::BackendKind>,
 }
 
 pub(crate) struct Shared {
@@ -35,6 +38,11 @@ pub(crate) struct Shared {
     pub next_goroutine_id: AtomicU64,
     /// Set once by shutdown; Ms leave their loop at the next schedule point.
     pub stopping: AtomicBool,
+    /// This runtime's netpoller, started on first use by `net` and stopped
+    /// by shutdown (`net/poll_desc.rs`).
+    pub netpoll: OnceLock<Arc<goro_netpoll::Poller>>,
+    /// Serialises starting the netpoller.
+    pub netpoll_start: Mutex<()>,
 }
 
 impl Shared {
@@ -57,6 +65,8 @@ impl Shared {
             external_spawned: AtomicU64::new(0),
             next_goroutine_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            netpoll: OnceLock::new(),
+            netpoll_start: Mutex::new(()),
         }
     }
 

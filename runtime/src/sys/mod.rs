@@ -6,6 +6,7 @@
 //! may be called from a handler.
 
 pub mod futex;
+pub mod net;
 pub mod signal;
 
 use std::io;

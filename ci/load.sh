@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Load tests, goro beside Go 1.19, in ONE run on loopback, bounded in time:
+#   - echo, 64 B payload, 100 and 10,000 connections: Go's loadgen (the
+#     yardstick's client) against goro's echo and against Go's echo, plus
+#     goro's own echo_load against goro's echo;
+#   - wrk -t1 -c100 and -c1000 against goro's http_hello and Go's net/http.
+# Prints throughput, p99 latency and the server's CPU-µs per request or round
+# trip (user+sys of the server process from /proc/PID/stat over the run).
+# Usage: bash ci/load.sh            (DUR=seconds per run, default 5; REPS=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+yard="$root/../shared/bench/yardstick.sh"
+out=${YARDSTICK_OUT:-$HOME/.cache/goro-yardstick}
+DUR=${DUR:-5}
+REPS=${REPS:-1}
+TCK=$(getconf CLK_TCK)
+
+# wrk and Go come from apt when missing (the yardstick's build does both).
+command -v wrk >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }
+[ -x "$out/loadgen" ] && [ -x "$out/go-echo" ] && [ -x "$out/go-http" ] || bash "$yard" build
+cargo build --release -q --example echo --example echo_load --example http_hello
+bin="$root/target/release/examples"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# cpu_ticks PID: utime+stime of every thread of PID, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# start ADDR CMD...: runs a server in the background, waits until ADDR
+# accepts (at most 10 s); sets $server.
+start() {
+  local addr=$1; shift
+  "$@" >/dev/null 2>&1 &
+  server=$!
+  pids+=("$server")
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "server $* did not start on $addr"; exit 1
+}
+
+# stop PID: SIGTERM, then SIGKILL after 5 s.
+stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+
+results=()
+record() { results+=("$(printf '%-34s %12s %10s %12s' "$1" "$2" "$3" "$4")"); }
+
+echo_loadgen() { # NAME ADDR CONNS (server already running as $server)
+  local line rt rts p99 cpu
+  line=$(timeout $((DUR + 90)) "$out/loadgen" -addr "$2" -conns "$3" -size 64 \
+           -duration "${DUR}s" -server-pid "$server" -label "$1")
+  echo "  $line"
+  rt=$(echo "$line" | field rt); rts=$(echo "$line" | field rt_per_s)
+  p99=$(echo "$line" | field p99_us); cpu=$(echo "$line" | field server_cpu_s)
+  record "$1" "$rts" "$p99" "$(awk -v c="$cpu" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? c * 1e6 / r : 0)}')"
+}
+
+echo_goro_load() { # NAME ADDR CONNS
+  local before after line rt rts p99
+  before=$(cpu_ticks "$server")
+  line=$(timeout $((DUR + 90)) "$bin/echo_load" --addr "$2" --conns "$3" --size 64 --duration "$DUR")
+  after=$(cpu_ticks "$server")
+  echo "  $line"
+  rt=$(echo "$line" | field round_trips); rts=$(echo "$line" | field rt/s)
+  p99=$(echo "$line" | field p99 | tr -d us)
+  # Includes the connect phase: an upper bound on the server's CPU per rt.
+  record "$1" "$rts" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')"
+}
+
+wrk_run() { # NAME URL CONNS
+  local before after text reqs total p99
+  before=$(cpu_ticks "$server")
+  text=$(timeout $((DUR + 30)) wrk -t1 -c"$3" -d"${DUR}s" --latency "$2")
+  after=$(cpu_ticks "$server")
+  reqs=$(echo "$text" | awk '/Requests\/sec/ {print $2}')
+  total=$(echo "$text" | awk '/requests in/ {print $1}')
+  p99=$(echo "$text" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1e6}}')
+  echo "$text" | grep -E "Non-2xx|Socket errors" | sed 's/^/  /' || true
+  record "$1" "$reqs" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$total" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')"
+}
+
+for rep in $(seq "$REPS"); do
+  echo "== rep $rep: echo, 64 B, ${DUR}s per run"
+  for conns in 100 10000; do
+    start 127.0.0.1:17101 "$bin/echo" --addr 127.0.0.1:17101 --procs 2
+    echo_loadgen "echo goro   c=$conns (Go loadgen)" 127.0.0.1:17101 "$conns"
+    echo_goro_load "echo goro   c=$conns (echo_load)" 127.0.0.1:17101 "$conns"
+    stop "$server"
+    start 127.0.0.1:17102 env GOMAXPROCS=2 "$out/go-echo" -addr 127.0.0.1:17102
+    echo_loadgen "echo Go     c=$conns (Go loadgen)" 127.0.0.1:17102 "$conns"
+    stop "$server"
+  done
+  echo "== rep $rep: wrk -t1, ${DUR}s per run"
+  for conns in 100 1000; do
+    start 127.0.0.1:18101 "$bin/http_hello" --addr 127.0.0.1:18101 --procs 2
+    wrk_run "http goro   wrk -c$conns" http://127.0.0.1:18101/ "$conns"
+    stop "$server"
+    start 127.0.0.1:18102 env GOMAXPROCS=2 "$out/go-http" -addr 127.0.0.1:18102
+    wrk_run "http Go     wrk -c$conns" http://127.0.0.1:18102/ "$conns"
+    stop "$server"
+  done
+done
+
+echo
+printf '%-34s %12s %10s %12s\n' "run" "per second" "p99 µs" "server CPU-µs"
+printf '%s\n' "${results[@]}"

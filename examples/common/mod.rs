@@ -1,0 +1,83 @@
+//! Shared by the examples: flags, stopping on SIGINT/SIGTERM, and an
+//! accept loop that backs off on errors as Go's net/http does.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `--name value` from the command line, or `default`.
+pub fn flag<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    let key = format!("--{name}");
+    match args.iter().position(|a| *a == key) {
+        None => default,
+        Some(at) => {
+            let Some(text) = args.get(at + 1) else {
+                eprintln!("{key} needs a value");
+                std::process::exit(2);
+            };
+            text.parse().unwrap_or_else(|_| {
+                eprintln!("{key}: cannot parse {text:?}");
+                std::process::exit(2);
+            })
+        }
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in every thread (call before the runtime
+/// starts threads) and waits for them on a helper thread, which sets the
+/// returned flag and then runs `on_signal` (which wakes the accept loop).
+pub fn stop_on_signals(on_signal: impl FnOnce() + Send + 'static) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // SAFETY: a sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t; pthread_sigmask only reads it.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let mut signal = 0;
+        // SAFETY: `set` and `signal` are live; both signals are blocked in
+        // every thread (threads inherit this mask), so sigwait receives them.
+        unsafe { libc::sigwait(&set, &mut signal) };
+        eprintln!("signal {signal}: stopping");
+        flag.store(true, Ordering::Release);
+        on_signal();
+    });
+    stop
+}
+
+/// Wakes a goroutine parked in `accept` on `fd` (shutdown(SHUT_RD) makes
+/// the listening socket readable; accept then fails with EINVAL).
+pub fn wake_listener(fd: i32) {
+    // SAFETY: shutdown on a listening socket has no memory preconditions.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+}
+
+/// Go's net/http accept backoff: 5 ms, doubling, capped at 1 s; reset on
+/// success.
+#[derive(Default)]
+pub struct Backoff(Option<Duration>);
+
+impl Backoff {
+    pub fn reset(&mut self) {
+        self.0 = None;
+    }
+
+    /// Sleeps the next delay: the goroutine parks on a timer, and its M
+    /// runs the other goroutines (whose exits free the descriptors we are
+    /// waiting for).
+    pub fn wait(&mut self) -> Duration {
+        let delay = self.0.map_or(Duration::from_millis(5), |d| {
+            (d * 2).min(Duration::from_secs(1))
+        });
+        self.0 = Some(delay);
+        goro::time::sleep(delay);
+        delay
+    }
+}

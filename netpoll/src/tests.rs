@@ -1,0 +1,139 @@
+//! Backend tests against the real kernel: both backends, same assertions.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// The tests count this process's fds: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn start(kind: BackendKind) -> Option<(Poller, mpsc::Receiver<Event>)> {
+    let (tx, rx) = mpsc::channel();
+    let handler: Handler = Box::new(move |events: &[Event]| {
+        for event in events {
+            let _ = tx.send(*event);
+        }
+    });
+    match Poller::start(Some(kind), handler) {
+        Ok(poller) => Some((poller, rx)),
+        Err(error) if kind == BackendKind::Uring => {
+            println!("skipping io_uring: {error}");
+            None
+        }
+        Err(error) => panic!("epoll must work: {error}"),
+    }
+}
+
+fn wait_for(rx: &mpsc::Receiver<Event>, want: impl Fn(&Event) -> bool) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = rx.recv_timeout(left).expect("event within 5 s");
+        if want(&event) {
+            return event;
+        }
+    }
+}
+
+fn readiness_edges_timers_and_release(kind: BackendKind) {
+    let Some((poller, rx)) = start(kind) else {
+        return;
+    };
+    assert_eq!(poller.kind(), kind);
+    let (a, mut b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let token = Token {
+        index: 7,
+        generation: 3,
+    };
+    poller.register(a.as_raw_fd(), token).unwrap();
+    // Writable at once (buffer space is present when registering).
+    wait_for(
+        &rx,
+        |e| matches!(e, Event::Io { token: t, writable: true, .. } if *t == token),
+    );
+    b.write_all(b"x").unwrap();
+    wait_for(
+        &rx,
+        |e| matches!(e, Event::Io { token: t, readable: true, .. } if *t == token),
+    );
+    // A timer fires; a cancelled one does not.
+    let timer = Token {
+        index: 1,
+        generation: 1,
+    };
+    let cancelled = Token {
+        index: 2,
+        generation: 1,
+    };
+    poller.set_timer(cancelled, Instant::now() + Duration::from_millis(20));
+    poller.cancel_timer(cancelled);
+    let start = Instant::now();
+    poller.set_timer(timer, Instant::now() + Duration::from_millis(30));
+    let fired = wait_for(&rx, |e| matches!(e, Event::Timer { .. }));
+    assert_eq!(fired, Event::Timer { token: timer });
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    if poller.deregister(a.as_raw_fd(), token) {
+        // epoll: released at once.
+    } else {
+        wait_for(&rx, |e| *e == Event::Released { token });
+    }
+    drop(a);
+    poller.shutdown();
+}
+
+#[test]
+fn epoll_backend_reports_edges_timers_and_releases() {
+    let _serial = serial();
+    readiness_edges_timers_and_release(BackendKind::Epoll);
+}
+
+#[test]
+fn uring_backend_reports_edges_timers_and_releases() {
+    let _serial = serial();
+    readiness_edges_timers_and_release(BackendKind::Uring);
+}
+
+#[test]
+fn shutdown_joins_the_thread_and_closes_every_fd() {
+    let _serial = serial();
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    for kind in [BackendKind::Epoll, BackendKind::Uring] {
+        let before = fds();
+        if let Some((poller, _rx)) = start(kind) {
+            let (a, _b) = UnixStream::pair().unwrap();
+            poller
+                .register(
+                    a.as_raw_fd(),
+                    Token {
+                        index: 1,
+                        generation: 1,
+                    },
+                )
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            poller.shutdown();
+            drop(poller);
+            drop(a);
+            drop(_b);
+            assert_eq!(fds(), before, "{kind:?} leaked an fd");
+        }
+    }
+}
+
+#[test]
+fn goro_netpoll_is_parsed_with_a_clear_error() {
+    assert_eq!(BackendKind::parse("uring").unwrap(), BackendKind::Uring);
+    assert_eq!(BackendKind::parse(" epoll ").unwrap(), BackendKind::Epoll);
+    let error = BackendKind::parse("kqueue").unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("GORO_NETPOLL"), "{error}");
+}

@@ -1,0 +1,357 @@
+//! The io_uring backend: one multishot `POLL_ADD` per registered socket,
+//! owned by the poller thread (SINGLE_ISSUER + DEFER_TASKRUN).
+//!
+//! # Lifecycle of a registration (io-uring crate / monoio style)
+//!
+//! 1. **Armed**: `register` queues a multishot poll under the token's
+//!    `user_data`. Each CQE with `F_MORE` is a readiness edge, reported as
+//!    [`Event::Io`].
+//! 2. **Ended by the kernel**: a CQE without `F_MORE` that we did not ask
+//!    for (a CQ overflow, for one) ends the poll; it is re-armed at once, and
+//!    the fresh poll reports any readiness present when it arms.
+//! 3. **Cancelling**: `deregister` submits `ASYNC_CANCEL` for the token. The
+//!    registration stays in the table until the poll's own final CQE
+//!    (`-ECANCELED`, no `F_MORE`) arrives; only then is [`Event::Released`]
+//!    emitted and the owner may recycle the token's slot.
+//!
+//! Reserved `user_data`: [`WAKE`] (the multishot poll on the wake eventfd)
+//! and [`CANCEL`] (the cancel requests' own CQEs, ignored).
+//!
+//! # Setup and probing
+//!
+//! The ring is tried with SINGLE_ISSUER + DEFER_TASKRUN + COOP_TASKRUN first
+//! (completions run only inside our own `io_uring_enter`, no task-work IPIs),
+//! then without the newer flags on EINVAL. `EXT_ARG` (timed waits) is
+//! required, `POLL_ADD` and `ASYNC_CANCEL` must pass the opcode probe, and
+//! multishot poll (5.13+; it cannot be probed by opcode) is verified by arming
+//! it on the wake eventfd, ringing once, and checking the CQE carries
+//! `F_MORE`. Any failure is an error and the caller falls back to epoll.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+
+use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
+use crate::{Event, Token};
+
+/// `user_data` of the wake eventfd's multishot poll.
+const WAKE: u64 = u64::MAX;
+/// `user_data` of ASYNC_CANCEL requests.
+const CANCEL: u64 = u64::MAX - 1;
+
+const SQ_ENTRIES: u32 = 1024;
+/// Large enough for a C10K burst; an overflow only ends multishot polls,
+/// which are re-armed (lifecycle step 2).
+const CQ_ENTRIES: u32 = 16384;
+
+/// Adds setup flags to a ring builder.
+type SetupFlags = fn(&mut io_uring::Builder);
+
+struct Registration {
+    fd: RawFd,
+    cancelling: bool,
+}
+
+pub(crate) struct Uring {
+    ring: IoUring,
+    wake: RawFd,
+    registrations: HashMap<u64, Registration>,
+    completions: Vec<(u64, i32, u32)>,
+}
+
+/// Maps a setup failure to the error the user needs to see.
+fn setup_error(error: io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(libc::ENOMEM) => io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!(
+                "goro: io_uring_setup failed with ENOMEM: the locked-memory limit is too low \
+                 for the ring (raise `ulimit -l`, or set GORO_NETPOLL=epoll): {error}"
+            ),
+        ),
+        Some(libc::EMFILE) | Some(libc::ENFILE) => io::Error::new(
+            error.kind(),
+            format!("goro: io_uring_setup: out of file descriptors (RLIMIT_NOFILE): {error}"),
+        ),
+        Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EACCES) => io::Error::new(
+            error.kind(),
+            format!(
+                "goro: io_uring is refused here (disabled by sysctl kernel.io_uring_disabled, \
+                 a seccomp profile, or an old kernel): {error}"
+            ),
+        ),
+        _ => io::Error::new(error.kind(), format!("goro: io_uring_setup: {error}")),
+    }
+}
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("goro: this kernel's io_uring lacks {what}"),
+    )
+}
+
+impl Uring {
+    pub(crate) fn init(wake: RawFd) -> io::Result<Uring> {
+        let attempts: [(&str, SetupFlags); 3] = [
+            ("SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN", |b| {
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_coop_taskrun();
+            }),
+            ("COOP_TASKRUN", |b| {
+                b.setup_coop_taskrun();
+            }),
+            ("no flags", |_| {}),
+        ];
+        let mut last = None;
+        let mut ring = None;
+        for (name, flags) in attempts {
+            let mut builder = IoUring::builder();
+            builder.setup_cqsize(CQ_ENTRIES);
+            flags(&mut builder);
+            match builder.build(SQ_ENTRIES) {
+                Ok(built) => {
+                    tracing::debug!(flags = name, "netpoll: io_uring ring set up");
+                    ring = Some(built);
+                    break;
+                }
+                Err(error) if error.raw_os_error() == Some(sys::EINVAL) => last = Some(error),
+                Err(error) => return Err(setup_error(error)),
+            }
+        }
+        let Some(ring) = ring else {
+            return Err(setup_error(
+                last.unwrap_or_else(|| unsupported("a usable setup")),
+            ));
+        };
+        if !ring.params().is_feature_ext_arg() {
+            return Err(unsupported("IORING_FEAT_EXT_ARG (timed waits, 5.11)"));
+        }
+        let mut probe = Probe::new();
+        ring.submitter()
+            .register_probe(&mut probe)
+            .map_err(|error| {
+                io::Error::new(error.kind(), format!("goro: io_uring probe: {error}"))
+            })?;
+        if !probe.is_supported(opcode::PollAdd::CODE)
+            || !probe.is_supported(opcode::AsyncCancel::CODE)
+        {
+            return Err(unsupported("POLL_ADD or ASYNC_CANCEL"));
+        }
+        let mut uring = Uring {
+            ring,
+            wake,
+            registrations: HashMap::new(),
+            completions: Vec::with_capacity(1024),
+        };
+        // Multishot poll cannot be probed by opcode: arm it on the eventfd,
+        // ring once, and look for F_MORE.
+        uring.arm_wake();
+        sys::signal_raw(wake);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            uring.enter(Some(Duration::from_millis(50)))?;
+            let mut multishot = None;
+            for cqe in uring.ring.completion() {
+                if cqe.user_data() == WAKE {
+                    multishot = Some(cqe.result() >= 0 && cqueue::more(cqe.flags()));
+                }
+            }
+            match multishot {
+                Some(true) => break,
+                Some(false) => return Err(unsupported("multishot POLL_ADD (5.13)")),
+                None if Instant::now() > deadline => {
+                    return Err(unsupported("a working POLL_ADD (no completion in 1 s)"))
+                }
+                None => {}
+            }
+        }
+        sys::drain_eventfd(wake);
+        Ok(uring)
+    }
+
+    fn arm_wake(&mut self) {
+        let entry = opcode::PollAdd::new(types::Fd(self.wake), POLLIN)
+            .multi(true)
+            .build()
+            .user_data(WAKE);
+        self.push(entry);
+    }
+
+    fn arm(&mut self, fd: RawFd, token: u64) {
+        let entry = opcode::PollAdd::new(types::Fd(fd), POLLIN | POLLOUT | POLLRDHUP)
+            .multi(true)
+            .build()
+            .user_data(token);
+        self.push(entry);
+    }
+
+    /// Queues `entry`, submitting first if the SQ is full.
+    fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: POLL_ADD and ASYNC_CANCEL carry no buffer or pointer
+            // the kernel could use after this call; the fd is only a number.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            if let Err(error) = self.ring.submit() {
+                tracing::warn!(%error, "netpoll: io_uring submit with a full SQ");
+            }
+        }
+    }
+
+    pub(crate) fn register(&mut self, fd: RawFd, token: Token) {
+        let key = token.to_u64();
+        self.registrations.insert(
+            key,
+            Registration {
+                fd,
+                cancelling: false,
+            },
+        );
+        self.arm(fd, key);
+    }
+
+    pub(crate) fn deregister(&mut self, token: Token, events: &mut Vec<Event>) {
+        let key = token.to_u64();
+        match self.registrations.get_mut(&key) {
+            Some(registration) if !registration.cancelling => {
+                registration.cancelling = true;
+                self.push(opcode::AsyncCancel::new(key).build().user_data(CANCEL));
+            }
+            Some(_) => {}
+            // Never armed, or ended with an error: nothing is in flight.
+            None => events.push(Event::Released { token }),
+        }
+    }
+
+    /// One `io_uring_enter`: submits what is queued, runs deferred task work
+    /// and waits for one completion unless `timeout` is zero.
+    fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let result = match timeout {
+            Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
+            None => self.ring.submit_and_wait(1),
+            Some(d) => {
+                let ts = types::Timespec::new()
+                    .sec(d.as_secs())
+                    .nsec(d.subsec_nanos());
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(sys::ETIME) | Some(sys::EINTR) | Some(sys::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    pub(crate) fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<Event>) {
+        if let Err(error) = self.enter(timeout) {
+            tracing::error!(%error, "netpoll: io_uring_enter failed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.reap(events);
+    }
+
+    fn reap(&mut self, events: &mut Vec<Event>) {
+        let mut completions = std::mem::take(&mut self.completions);
+        completions.extend(
+            self.ring
+                .completion()
+                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
+        );
+        for &(key, result, flags) in &completions {
+            match key {
+                WAKE => {
+                    sys::drain_eventfd(self.wake);
+                    if !cqueue::more(flags) {
+                        self.arm_wake();
+                    }
+                }
+                CANCEL => {
+                    // ENOENT/EALREADY: the poll had ended or is ending; its
+                    // own CQE settles the registration either way.
+                    if result < 0 && result != -sys::ENOENT && result != -sys::EALREADY {
+                        tracing::debug!(result, "netpoll: ASYNC_CANCEL");
+                    }
+                }
+                _ => self.complete(key, result, flags, events),
+            }
+        }
+        completions.clear();
+        self.completions = completions;
+    }
+
+    fn complete(&mut self, key: u64, result: i32, flags: u32, events: &mut Vec<Event>) {
+        let token = Token::from_u64(key);
+        let Some(registration) = self.registrations.get(&key) else {
+            return; // stale: already released
+        };
+        if result >= 0 {
+            let mask = result as u32;
+            let broken = mask & (POLLHUP | POLLERR) != 0;
+            events.push(Event::Io {
+                token,
+                readable: broken || mask & (POLLIN | POLLRDHUP) != 0,
+                writable: broken || mask & POLLOUT != 0,
+            });
+        }
+        if cqueue::more(flags) {
+            return;
+        }
+        // The poll ended (lifecycle steps 2 and 3).
+        if registration.cancelling {
+            self.registrations.remove(&key);
+            events.push(Event::Released { token });
+        } else if result >= 0 || result == -sys::ECANCELED || result == -sys::ENOMEM {
+            let fd = registration.fd;
+            self.arm(fd, key);
+        } else {
+            // EBADF, EINVAL...: the fd cannot be polled. Wake both sides so
+            // their next system call reports the real error.
+            tracing::debug!(result, "netpoll: poll ended with an error");
+            self.registrations.remove(&key);
+            events.push(Event::Io {
+                token,
+                readable: true,
+                writable: true,
+            });
+        }
+    }
+
+    /// Cancels every registration, waits up to 1 s for their final CQEs,
+    /// and closes the ring (dropping it unmaps and closes the fd).
+    pub(crate) fn close(mut self) {
+        let keys: Vec<u64> = self.registrations.keys().copied().collect();
+        for key in keys {
+            if let Some(registration) = self.registrations.get_mut(&key) {
+                registration.cancelling = true;
+            }
+            self.push(opcode::AsyncCancel::new(key).build().user_data(CANCEL));
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut discard = Vec::new();
+        while !self.registrations.is_empty() && Instant::now() < deadline {
+            self.poll(Some(Duration::from_millis(10)), &mut discard);
+            discard.clear();
+        }
+        if !self.registrations.is_empty() {
+            tracing::warn!(
+                left = self.registrations.len(),
+                "netpoll: io_uring polls still in flight at close"
+            );
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `goro::net`: std's socket API for goroutines (DESIGN §2): a goroutine
+//! blocked in `accept`, `read` or `write` parks, and its M runs others.
+//!
+//! # How a call runs
+//!
+//! Every socket is non-blocking. A call first makes the system call itself
+//! (about 0.5 µs; DESIGN §5), and only when it reports EAGAIN does the
+//! goroutine wait for readiness through its runtime's netpoller
+//! (`poll_desc.rs` has the protocol; the `goro_netpoll` crate the thread,
+//! the io_uring and epoll backends and their contract). A busy connection
+//! whose data is already there never touches the netpoller.
+//!
+//! Outside a goroutine (a plain thread, `main` before `goro::run`) the same
+//! types work and block the thread in `poll(2)`.
+//!
+//! # Layering
+//!
+//! `net` sits above the scheduler and reaches it only through
+//! `sched::{block, Waiter, WaitReason}`, plus `sched::netpoll` for the two
+//! things a poller needs: its runtime's poller (started lazily, stored in
+//! `Shared`, stopped and joined by shutdown) and `ready_batch`, which hands
+//! a poll batch's goroutines to the global queue with one `wakep`.
+//!
+//! # Deadlines
+//!
+//! `set_read_timeout`/`set_write_timeout` are std's per-call timeouts, made
+//! deadlines: the first EAGAIN of a call fixes `now + timeout`, and a wait
+//! that reaches it is cancelled (the goroutine is taken off the descriptor
+//! and readied) and the call fails with `TimedOut`. The stream stays usable.
+//! goro's goroutine timers were not available when this was written, so the
+//! timer is the netpoller's own deadline heap, which bounds its wait.
+//!
+//! # Not here (yet)
+//!
+//! - Host-name resolution runs std's `ToSocketAddrs` on the calling M (an IP
+//!   literal never blocks; a DNS lookup blocks the M) until `goro::blocking`
+//!   exists to move it off the P.
+//! - `try_clone`: a dup'd fd would need its own registration.
+
+mod poll_desc;
+mod tcp;
+mod udp;
+mod unix;
+
+pub use goro_netpoll::BackendKind as Backend;
+pub use tcp::{Incoming, TcpListener, TcpListenerBuilder, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
+
+/// The netpoll backend of the calling goroutine's runtime, starting its
+/// netpoller if needed; `None` outside a goroutine.
+///
+/// # Errors
+/// The backend's setup error (for a forced io_uring that is refused).
+pub fn backend() -> Option<std::io::Result<Backend>> {
+    crate::sched::netpoll::current_poller(poll_desc::handler)
+        .map(|poller| poller.map(|poller| poller.kind()))
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns it: servers
+/// and load generators with thousands of sockets call it at start.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    crate::sys::net::raise_nofile_limit()
+}

@@ -1,0 +1,393 @@
+//! Poll descriptors: the per-socket readiness state between goroutines and
+//! the netpoller (Go's `pollDesc` in `netpoll.go`).
+//!
+//! # State per direction (read, write)
+//!
+//! - `ready`: an edge arrived while nobody waited (Go's `pdReady`).
+//! - `waiters`: parked goroutines or blocked threads, each with the sequence
+//!   number of its wait (its timer's token generation).
+//!
+//! Invariant: `ready` and a non-empty `waiters` never hold together outside
+//! the lock; each is changed only under the direction's lock, a leaf lock
+//! (HACKING.md "Lock order"). Wakes happen after it is released.
+//!
+//! # The wait protocol
+//!
+//! 1. The goroutine makes the non-blocking system call; on anything but
+//!    EAGAIN it returns.
+//! 2. On EAGAIN it registers the socket with its runtime's netpoller if this
+//!    is the first time (one registration for the socket's life).
+//! 3. It parks through `sched::block`. Under the direction's lock, in the
+//!    park's unlock: if `ready` is set it clears it and does not park (the
+//!    edge came between the syscall and now: retry); otherwise it takes the
+//!    next sequence number, sets its deadline timer if it has one (before
+//!    publishing, so nothing on the parked stack is touched afterwards), and
+//!    queues its waiter.
+//! 4. The netpoller thread, on an edge, takes every waiter of that direction
+//!    (or sets `ready` if there is none) and readies them in one batch
+//!    (`sched::netpoll::ready_batch`); on a timer, it takes the one waiter
+//!    whose sequence number matches.
+//! 5. Woken, the goroutine reports `TimedOut` if its deadline has passed
+//!    (the data, if any, stays in the socket for the next call), else
+//!    cancels its timer and retries the system call (step 1).
+//!
+//! A caller that is a plain thread (not a goroutine) skips the netpoller and
+//! blocks in `poll(2)`.
+//!
+//! # Slots and generations
+//!
+//! Descriptors live in a process-wide table of leaked chunks (stable
+//! addresses, lock-free lookup by index; Go's `pollcache` is persistent
+//! memory too). A socket's netpoll `Token` is its slot index plus the slot's
+//! generation, bumped whenever the slot is freed: an event for a recycled
+//! slot is stale and dropped. A slot is freed only on `Event::Released`,
+//! i.e. after the kernel's final completion for the registration (io_uring's
+//! cancelled poll), or at once for epoll (EPOLL_CTL_DEL is synchronous).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use goro_netpoll::{Event, Handler, Poller, Token};
+
+use crate::sched::netpoll::{current_poller, ready_batch};
+use crate::sched::{block, WaitReason, Waiter};
+
+const CHUNK: usize = 256;
+const CHUNKS: usize = 4096;
+
+/// Read or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+#[derive(Default)]
+struct Direction {
+    ready: bool,
+    seq: u32,
+    waiters: Vec<(u32, Waiter)>,
+}
+
+/// One socket's readiness state (module doc).
+pub(crate) struct PollDesc {
+    index: u32,
+    generation: AtomicU32,
+    dirs: [Mutex<Direction>; 2],
+}
+
+impl PollDesc {
+    fn dir(&self, dir: Dir) -> MutexGuard<'_, Direction> {
+        self.dirs[dir as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static TABLE: [AtomicPtr<PollDesc>; CHUNKS] = [const { AtomicPtr::new(ptr::null_mut()) }; CHUNKS];
+
+#[derive(Default)]
+struct Slots {
+    next: u32,
+    free: Vec<u32>,
+}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots {
+    next: 0,
+    free: Vec::new(),
+});
+
+fn lookup(index: u32) -> Option<&'static PollDesc> {
+    let chunk = TABLE.get(index as usize / CHUNK)?.load(Ordering::Acquire);
+    if chunk.is_null() {
+        return None;
+    }
+    // SAFETY: chunks are leaked arrays of CHUNK descriptors, published with
+    // Release after initialisation and never freed.
+    Some(unsafe { &*chunk.add(index as usize % CHUNK) })
+}
+
+fn allocate() -> io::Result<&'static PollDesc> {
+    let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let index = match slots.free.pop() {
+        Some(index) => index,
+        None => {
+            let index = slots.next;
+            if index as usize >= CHUNK * CHUNKS {
+                return Err(io::Error::other(
+                    "goro: more than 1,048,576 sockets registered with the netpoller",
+                ));
+            }
+            if (index as usize).is_multiple_of(CHUNK) {
+                let chunk: Box<[PollDesc]> = (0..CHUNK as u32)
+                    .map(|offset| PollDesc {
+                        index: index + offset,
+                        generation: AtomicU32::new(1),
+                        dirs: Default::default(),
+                    })
+                    .collect();
+                let chunk = Box::leak(chunk).as_mut_ptr();
+                TABLE[index as usize / CHUNK].store(chunk, Ordering::Release);
+            }
+            slots.next += 1;
+            index
+        }
+    };
+    drop(slots);
+    lookup(index).ok_or_else(|| io::Error::other("goro: poll descriptor table corrupt"))
+}
+
+/// Frees the slot if it still has `generation` (a second release is a no-op).
+fn release(desc: &'static PollDesc, generation: u32) {
+    if desc
+        .generation
+        .compare_exchange(
+            generation,
+            generation.wrapping_add(1),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        return;
+    }
+    for dir in [Dir::Read, Dir::Write] {
+        desc.dir(dir).ready = false;
+    }
+    SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .free
+        .push(desc.index);
+}
+
+fn timer_token(desc: &PollDesc, dir: Dir, seq: u32) -> Token {
+    Token {
+        index: desc.index * 2 + dir as u32,
+        generation: seq,
+    }
+}
+
+/// The netpoller's handler: events to wakes, in one batch (module doc,
+/// step 4). Runs on the poller thread.
+pub(super) fn handler() -> Handler {
+    let mut wake: Vec<Waiter> = Vec::with_capacity(256);
+    Box::new(move |events: &[Event]| {
+        for event in events {
+            match *event {
+                Event::Io {
+                    token,
+                    readable,
+                    writable,
+                } => {
+                    let Some(desc) = lookup(token.index) else {
+                        continue;
+                    };
+                    if desc.generation.load(Ordering::Acquire) != token.generation {
+                        continue;
+                    }
+                    for (dir, edge) in [(Dir::Read, readable), (Dir::Write, writable)] {
+                        if edge {
+                            let mut state = desc.dir(dir);
+                            if state.waiters.is_empty() {
+                                state.ready = true;
+                            } else {
+                                wake.extend(state.waiters.drain(..).map(|(_, waiter)| waiter));
+                            }
+                        }
+                    }
+                }
+                Event::Timer { token } => {
+                    let dir = if token.index % 2 == 0 {
+                        Dir::Read
+                    } else {
+                        Dir::Write
+                    };
+                    let Some(desc) = lookup(token.index / 2) else {
+                        continue;
+                    };
+                    let mut state = desc.dir(dir);
+                    if let Some(at) = state
+                        .waiters
+                        .iter()
+                        .position(|(seq, _)| *seq == token.generation)
+                    {
+                        wake.push(state.waiters.swap_remove(at).1);
+                    }
+                }
+                Event::Released { token } => {
+                    if let Some(desc) = lookup(token.index) {
+                        release(desc, token.generation);
+                    }
+                }
+            }
+        }
+        ready_batch(&mut wake);
+    })
+}
+
+struct Registration {
+    desc: &'static PollDesc,
+    token: Token,
+    poller: Arc<Poller>,
+}
+
+/// A non-blocking socket plus its (lazily made) netpoll registration and
+/// its read and write timeouts.
+pub(crate) struct Pollable<S: AsRawFd> {
+    io: S,
+    registration: OnceLock<Registration>,
+    /// Timeouts in nanoseconds; 0 is none.
+    timeouts: [AtomicU64; 2],
+}
+
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "goro: i/o timeout (deadline exceeded)",
+    )
+}
+
+impl<S: AsRawFd> Pollable<S> {
+    /// Wraps a socket that is already in non-blocking mode.
+    pub(crate) fn new(io: S) -> Pollable<S> {
+        Pollable {
+            io,
+            registration: OnceLock::new(),
+            timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    pub(crate) fn get(&self) -> &S {
+        &self.io
+    }
+
+    pub(crate) fn set_timeout(&self, dir: Dir, timeout: Option<Duration>) -> io::Result<()> {
+        let nanos = match timeout {
+            None => 0,
+            Some(d) if d.is_zero() => return Err(crate::sys::net::zero_timeout_error()),
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1),
+        };
+        self.timeouts[dir as usize].store(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
+        match self.timeouts[dir as usize].load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Runs the non-blocking call `f` until it does not report EAGAIN,
+    /// waiting for readiness in between (module doc), within the
+    /// direction's timeout.
+    pub(crate) fn io<R>(&self, dir: Dir, mut f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let mut deadline = None;
+        loop {
+            match f(&self.io) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if deadline.is_none() {
+                        deadline = Some(self.timeout(dir).map(|t| Instant::now() + t));
+                    }
+                    self.wait(dir, deadline.flatten())?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Waits until `dir` may be ready (protocol steps 2–5), or `deadline`.
+    pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out());
+        }
+        let Some(registration) = self.registration()? else {
+            // A plain thread: block in poll(2).
+            return match crate::sys::net::poll_thread(&self.io, dir == Dir::Write, deadline)? {
+                true => Ok(()),
+                false => Err(timed_out()),
+            };
+        };
+        let desc = registration.desc;
+        let poller = &registration.poller;
+        let mut armed = None;
+        let reason = match dir {
+            Dir::Read => WaitReason::IoRead,
+            Dir::Write => WaitReason::IoWrite,
+        };
+        block(reason, |waiter| {
+            let mut state = desc.dir(dir);
+            if state.ready {
+                state.ready = false;
+                return false;
+            }
+            state.seq = state.seq.wrapping_add(1);
+            let seq = state.seq;
+            if let Some(deadline) = deadline {
+                poller.set_timer(timer_token(desc, dir, seq), deadline);
+            }
+            armed = Some(seq);
+            state.waiters.push((seq, waiter));
+            true
+        });
+        if let (Some(deadline), Some(seq)) = (deadline, armed) {
+            if Instant::now() >= deadline {
+                return Err(timed_out());
+            }
+            poller.cancel_timer(timer_token(desc, dir, seq));
+        }
+        Ok(())
+    }
+
+    /// The netpoll registration, made on first need; `None` outside a
+    /// goroutine.
+    fn registration(&self) -> io::Result<Option<&Registration>> {
+        if let Some(registration) = self.registration.get() {
+            return Ok(Some(registration));
+        }
+        let poller = match current_poller(handler) {
+            None => return Ok(None),
+            Some(poller) => poller?,
+        };
+        let desc = allocate()?;
+        let token = Token {
+            index: desc.index,
+            generation: desc.generation.load(Ordering::Acquire),
+        };
+        if let Err(error) = poller.register(self.io.as_raw_fd(), token) {
+            release(desc, token.generation);
+            return Err(error);
+        }
+        if let Err(lost) = self.registration.set(Registration {
+            desc,
+            token,
+            poller,
+        }) {
+            // Another goroutine registered this socket first.
+            deregister(self.io.as_raw_fd(), lost);
+        }
+        Ok(self.registration.get())
+    }
+}
+
+fn deregister(fd: i32, registration: Registration) {
+    if registration.poller.deregister(fd, registration.token) {
+        release(registration.desc, registration.token.generation);
+    }
+}
+
+impl<S: AsRawFd> Drop for Pollable<S> {
+    fn drop(&mut self) {
+        // Before the fd closes (epoll removes by fd number); io_uring frees
+        // the slot when the cancelled poll's final CQE arrives.
+        if let Some(registration) = self.registration.take() {
+            deregister(self.io.as_raw_fd(), registration);
+        }
+    }
+}

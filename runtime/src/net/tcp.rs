@@ -1,0 +1,288 @@
+//! TCP: [`TcpListener`] and [`TcpStream`], std's API over goro's netpoller.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use super::poll_desc::{Dir, Pollable};
+use crate::sys::net as sys;
+
+/// Go's default backlog is the kernel's `somaxconn`; listen(2) caps a larger
+/// value at it.
+const DEFAULT_BACKLOG: i32 = 4096;
+
+/// Options for a [`TcpListener`]: SO_REUSEADDR is always set (as Go and std
+/// do); SO_REUSEPORT and the backlog are opt-in.
+#[derive(Clone, Debug)]
+pub struct TcpListenerBuilder {
+    reuseport: bool,
+    backlog: i32,
+}
+
+impl Default for TcpListenerBuilder {
+    fn default() -> Self {
+        TcpListenerBuilder {
+            reuseport: false,
+            backlog: DEFAULT_BACKLOG,
+        }
+    }
+}
+
+impl TcpListenerBuilder {
+    pub fn new() -> TcpListenerBuilder {
+        TcpListenerBuilder::default()
+    }
+
+    /// Sets SO_REUSEPORT, so several listeners (processes) share the port.
+    pub fn reuseport(mut self, on: bool) -> TcpListenerBuilder {
+        self.reuseport = on;
+        self
+    }
+
+    /// The listen(2) backlog (capped by `net.core.somaxconn`).
+    pub fn backlog(mut self, backlog: i32) -> TcpListenerBuilder {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Binds to the first of `addr`'s addresses that works and listens.
+    ///
+    /// # Errors
+    /// As std's `TcpListener::bind`: the last address's error.
+    pub fn bind(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |addr| {
+            let socket = sys::socket_for(addr, sys::SOCK_STREAM)?;
+            sys::set_reuseaddr(socket.as_raw_fd())?;
+            if self.reuseport {
+                sys::set_reuseport(socket.as_raw_fd())?;
+            }
+            sys::bind(socket.as_raw_fd(), addr)?;
+            sys::listen(socket.as_raw_fd(), self.backlog)?;
+            Ok(TcpListener {
+                inner: Pollable::new(std::net::TcpListener::from(socket)),
+            })
+        })
+    }
+}
+
+/// Tries `f` on each resolved address in turn, as std does. Resolution uses
+/// std's `ToSocketAddrs` on the calling M: an IP literal never blocks, a
+/// host name may (until `goro::blocking` exists to move it off the P).
+pub(super) fn each_addr<T>(
+    addr: impl ToSocketAddrs,
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        match f(&addr) {
+            Ok(value) => return Ok(value),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
+/// A TCP listening socket. `accept` parks the goroutine, not its M.
+pub struct TcpListener {
+    inner: Pollable<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds and listens, with SO_REUSEADDR (std's and Go's behaviour).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListenerBuilder::new().bind(addr)
+    }
+
+    /// Options: SO_REUSEPORT, backlog.
+    pub fn builder() -> TcpListenerBuilder {
+        TcpListenerBuilder::new()
+    }
+
+    /// Accepts a connection. Errors are std's: EMFILE/ENFILE come back as
+    /// they are, and the listener keeps working once descriptors are free.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = self
+            .inner
+            .io(Dir::Read, |listener| sys::accept(listener.as_raw_fd()))?;
+        Ok((
+            TcpStream {
+                inner: Pollable::new(std::net::TcpStream::from(socket)),
+            },
+            addr,
+        ))
+    }
+
+    /// An endless iterator of accepted connections (std's `incoming`).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.get().fmt(f)
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`]; it never returns `None`.
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+/// A TCP connection. Reads and writes park the goroutine while the socket is
+/// not ready; `set_read_timeout`/`set_write_timeout` bound each call as a
+/// deadline (a `TimedOut` error; the stream stays usable).
+pub struct TcpStream {
+    inner: Pollable<std::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to the first of `addr`'s addresses that accepts (std's
+    /// `connect`); the connect itself parks, never blocking the M.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |addr| {
+            let socket = sys::socket_for(addr, sys::SOCK_STREAM)?;
+            let done = sys::connect(socket.as_raw_fd(), addr)?;
+            let stream = TcpStream {
+                inner: Pollable::new(std::net::TcpStream::from(socket)),
+            };
+            if !done {
+                stream.inner.wait(Dir::Write, None)?;
+                if let Some(error) = sys::take_error(stream.as_raw_fd())? {
+                    return Err(error);
+                }
+            }
+            Ok(stream)
+        })
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get().shutdown(how)
+    }
+
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.get().set_nodelay(nodelay)
+    }
+
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get().nodelay()
+    }
+
+    /// Bounds each read: a read that finds no data within `timeout` fails
+    /// with `TimedOut` (the wait is cancelled; the stream stays usable).
+    /// `Some(Duration::ZERO)` is an error, as in std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Read, timeout)
+    }
+
+    /// Bounds each write, as [`TcpStream::set_read_timeout`] bounds reads.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Write, timeout)
+    }
+
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Read))
+    }
+
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Write))
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Reads without consuming (MSG_PEEK).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.io(Dir::Read, |s| s.peek(buf))
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.io(Dir::Read, |mut s| s.read(buf))
+    }
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        self.inner.io(Dir::Read, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.io(Dir::Write, |mut s| s.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.io(Dir::Write, |mut s| s.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.get().fmt(f)
+    }
+}

@@ -1,0 +1,421 @@
+//! goro::net over both netpoll backends: every test runs once with epoll and
+//! once with io_uring (skipped, with the reason printed, only where io_uring
+//! is refused), through `RuntimeBuilder::netpoll`. Tests assert correctness
+//! and progress, never speed.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goro_runtime::net::{Backend, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use goro_runtime::{go, Runtime};
+
+/// Runs `body` as a goroutine on a `procs`-P runtime, once per backend.
+fn each_backend<F>(procs: usize, body: F)
+where
+    F: Fn() + Send + Sync + Clone + 'static,
+{
+    for backend in [Backend::Epoll, Backend::Uring] {
+        let runtime = Runtime::builder()
+            .procs(procs)
+            .netpoll(backend)
+            .build()
+            .expect("build runtime");
+        match runtime.block_on(|| goro_runtime::net::backend().expect("in a goroutine")) {
+            Ok(kind) => assert_eq!(kind, backend),
+            Err(error) => {
+                assert_eq!(backend, Backend::Uring, "epoll must always work: {error}");
+                println!("skipping io_uring: {error}");
+                continue;
+            }
+        }
+        let body = body.clone();
+        runtime.block_on(body);
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    }
+}
+
+fn pattern(seed: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ seed) as u8)
+        .collect()
+}
+
+#[test]
+fn echo_over_2000_concurrent_connections_byte_for_byte() {
+    goro_runtime::net::raise_fd_limit().expect("raise RLIMIT_NOFILE");
+    each_backend(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const CONNS: usize = 2000;
+        let server = go(move || {
+            for _ in 0..CONNS {
+                let (mut stream, _) = listener.accept().unwrap();
+                go(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(n) => stream.write_all(&buf[..n]).unwrap(),
+                            Err(error) => panic!("server read: {error}"),
+                        }
+                    }
+                });
+            }
+        });
+        let clients: Vec<_> = (0..CONNS)
+            .map(|i| {
+                go(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    let data = pattern(i, 3000 + i % 97);
+                    stream.write_all(&data).unwrap();
+                    let mut back = vec![0u8; data.len()];
+                    stream.read_exact(&mut back).unwrap();
+                    assert!(back == data, "connection {i} echoed different bytes");
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().unwrap();
+        }
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn megabyte_writes_make_partial_progress_and_arrive_intact() {
+    each_backend(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        const MIB: usize = 1 << 20;
+        let writer = go(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let data = pattern(7, 8 * MIB);
+            let mut partial = 0;
+            for chunk in data.chunks(MIB) {
+                let n = stream.write(chunk).unwrap();
+                assert!(n > 0);
+                if n < chunk.len() {
+                    partial += 1;
+                }
+                stream.write_all(&chunk[n..]).unwrap();
+            }
+            partial
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut received = Vec::with_capacity(8 * MIB);
+        let mut buf = vec![0u8; 64 * 1024];
+        while received.len() < 8 * MIB {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "early EOF");
+            received.extend_from_slice(&buf[..n]);
+        }
+        assert!(received == pattern(7, 8 * MIB), "bytes differ");
+        let partial = writer.join().unwrap();
+        println!("{partial} of 8 one-MiB writes were partial");
+    });
+}
+
+#[test]
+fn half_close_delivers_eof_and_the_reply_still_flows() {
+    each_backend(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = go(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            stream.read_to_end(&mut request).unwrap();
+            stream.write_all(&request).unwrap();
+            stream.write_all(b" -- done").unwrap();
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(b"hello").unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "hello -- done");
+        server.join().unwrap();
+    });
+}
+
+/// Closes `stream` with SO_LINGER 0, so the peer gets a RST.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: passes a live linger struct and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(stream);
+}
+
+#[test]
+fn peer_reset_surfaces_as_an_error() {
+    each_backend(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = go(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let mut buf = [0u8; 16];
+            // Parks in read until the RST arrives.
+            stream.read(&mut buf)
+        });
+        let (stream, _) = listener.accept().unwrap();
+        goro_runtime::yield_now();
+        reset(stream);
+        let result = reader.join().expect("no panic");
+        let error = result.expect_err("a reset connection reads as an error");
+        assert_eq!(error.kind(), ErrorKind::ConnectionReset, "{error}");
+    });
+}
+
+#[test]
+fn read_deadline_fires_and_the_stream_stays_usable() {
+    each_backend(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = go(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            let start = Instant::now();
+            let error = stream.read(&mut buf).expect_err("nothing was sent");
+            assert_eq!(error.kind(), ErrorKind::TimedOut, "{error}");
+            assert!(start.elapsed() >= Duration::from_millis(50));
+            stream.write_all(b"ping").unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.read_exact(&mut buf[..4]).unwrap();
+            assert_eq!(&buf[..4], b"pong");
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4];
+        stream.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        stream.write_all(b"pong").unwrap();
+        client.join().unwrap();
+        assert_eq!(
+            TcpStream::connect(addr)
+                .err()
+                .map(|e| e.kind())
+                .unwrap_or(ErrorKind::ConnectionRefused),
+            ErrorKind::ConnectionRefused
+        );
+    });
+}
+
+#[test]
+fn accept_under_an_fd_limit_returns_emfile_then_recovers() {
+    const TEST: &str = "accept_under_an_fd_limit_returns_emfile_then_recovers";
+    if common::is_child(TEST) {
+        each_backend(1, || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+            set_soft_nofile(open + 8);
+            let mut filler = Vec::new();
+            while let Ok(file) = std::fs::File::open("/dev/null") {
+                filler.push(file);
+            }
+            // One fd for the client socket, then none left for accept.
+            filler.pop();
+            let client = TcpStream::connect(addr).unwrap();
+            while let Ok(file) = std::fs::File::open("/dev/null") {
+                filler.push(file);
+            }
+            for _ in 0..3 {
+                let error = listener.accept().expect_err("no fd left");
+                assert_eq!(error.raw_os_error(), Some(libc::EMFILE), "{error}");
+            }
+            filler.clear();
+            let (mut accepted, _) = listener.accept().expect("recovered");
+            (&client).write_all(b"ok").unwrap();
+            let mut buf = [0u8; 2];
+            accepted.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"ok");
+            set_soft_nofile(u64::MAX);
+        });
+        println!("CHILD-OK");
+        return;
+    }
+    common::assert_child_ok(TEST);
+}
+
+fn set_soft_nofile(soft: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: writes one rlimit.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0);
+    limit.rlim_cur = soft.min(limit.rlim_max);
+    // SAFETY: reads one rlimit.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn udp_round_trips_connected_and_not() {
+    each_backend(2, || {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let a_addr = a.local_addr().unwrap();
+        let b_addr = b.local_addr().unwrap();
+        // b parks in recv_from before anything is sent.
+        let echo = {
+            let b = b.clone();
+            go(move || {
+                let mut buf = [0u8; 64];
+                for _ in 0..3 {
+                    let (n, from) = b.recv_from(&mut buf).unwrap();
+                    b.send_to(&buf[..n], from).unwrap();
+                }
+            })
+        };
+        goro_runtime::yield_now();
+        let mut buf = [0u8; 64];
+        for i in 0..2u8 {
+            a.send_to(&[i; 10], b_addr).unwrap();
+            let (n, from) = a.recv_from(&mut buf).unwrap();
+            assert_eq!((n, from), (10, b_addr));
+            assert_eq!(&buf[..n], &[i; 10]);
+        }
+        a.connect(b_addr).unwrap();
+        assert_eq!(a.peer_addr().unwrap(), b_addr);
+        a.send(b"connected").unwrap();
+        let n = a.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"connected");
+        echo.join().unwrap();
+        assert_ne!(a_addr, b_addr);
+    });
+}
+
+#[test]
+fn unix_stream_round_trips() {
+    each_backend(2, || {
+        let dir = std::env::temp_dir().join(format!(
+            "goro-net-{}-{}",
+            std::process::id(),
+            goro_runtime::sched::current_goroutine_id().unwrap()
+        ));
+        let _ = std::fs::remove_file(&dir);
+        let listener = UnixListener::bind(&dir).unwrap();
+        let server = go(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            stream.read_to_end(&mut buf).unwrap();
+            stream.write_all(&buf).unwrap();
+        });
+        let mut stream = UnixStream::connect(&dir).unwrap();
+        let data = pattern(3, 300_000);
+        stream.write_all(&data).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        stream.read_to_end(&mut back).unwrap();
+        assert!(back == data);
+        server.join().unwrap();
+        let _ = std::fs::remove_file(&dir);
+        // A pair, across goroutines.
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let reader = go(move || {
+            let mut a = a;
+            let mut buf = [0u8; 5];
+            a.read_exact(&mut buf).unwrap();
+            buf
+        });
+        b.write_all(b"hello").unwrap();
+        assert_eq!(&reader.join().unwrap(), b"hello");
+    });
+}
+
+#[test]
+fn a_goroutine_blocked_in_read_leaves_the_only_p_to_others() {
+    each_backend(1, || {
+        let (a, b) = UnixStream::pair().unwrap();
+        let finished = Arc::new(AtomicBool::new(false));
+        let counted = Arc::new(AtomicUsize::new(0));
+        let reader = {
+            let finished = finished.clone();
+            go(move || {
+                let mut a = a;
+                let mut buf = [0u8; 1];
+                a.read_exact(&mut buf).unwrap();
+                // The counter ran to completion while we were parked.
+                assert!(finished.load(Ordering::Acquire));
+                buf[0]
+            })
+        };
+        let counter = {
+            let counted = counted.clone();
+            go(move || {
+                for _ in 0..10_000 {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    goro_runtime::yield_now();
+                }
+                finished.store(true, Ordering::Release);
+                (&b).write_all(&[42]).unwrap();
+                b
+            })
+        };
+        let _b = counter.join().unwrap();
+        assert_eq!(reader.join().unwrap(), 42);
+        assert_eq!(counted.load(Ordering::Relaxed), 10_000);
+    });
+}
+
+#[test]
+fn sockets_work_from_plain_threads_too() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(b"thread").unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let error = stream.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::TimedOut);
+    });
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 6];
+    stream.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"thread");
+    client.join().unwrap();
+}
+
+#[test]
+fn goro_netpoll_malformed_is_a_clear_error() {
+    const TEST: &str = "goro_netpoll_malformed_is_a_clear_error";
+    if common::is_child(TEST) {
+        let error = Runtime::builder()
+            .build()
+            .expect_err("malformed GORO_NETPOLL");
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("GORO_NETPOLL"), "{error}");
+        println!("CHILD-OK");
+        return;
+    }
+    let output = common::run_child(TEST, &[("GORO_NETPOLL", "kqueue")]);
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("CHILD-OK"),
+        "{output:?}"
+    );
+}

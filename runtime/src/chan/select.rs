@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use super::queue::{Channel, Entry, RecvNow, SendNow, Slot, CLOSED, DELIVERED, SELECT_WAITING};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::sched::timers::{self, Fire, TimerRef};
-use crate::sched::{park, prepare_wait, WaitHandle, WaitReason, Waiter};
+use crate::sched::{park, prepare_wait_for, WaitHandle, WaitReason, Waiter};
 use crate::util::RawSpinLock;
 
 /// The select word's value when the deadline won.
@@ -429,7 +429,7 @@ pub fn run(cases: &mut [&mut dyn SelectCase], mode: Mode) -> Option<usize> {
         unreachable!("goro: a select with no cases was woken");
     }
     // 3. Enqueue on every channel, park once.
-    let (waiter, handle) = prepare_wait();
+    let (waiter, handle) = prepare_wait_for(deadline.is_some());
     let timer = match (&handle, deadline) {
         (WaitHandle::Goroutine, Some(_)) => Some(timers::Timer::new(Deadline {
             word: AtomicUsize::new(SELECT_WAITING),

@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::deadlock;
 use super::m::{start_thread, MPtr, M};
 use super::p::P;
 use super::shared::Shared;
@@ -110,6 +111,14 @@ impl Idle {
                     self.npidle.fetch_sub(1, Ordering::SeqCst);
                     return &shared.ps[index];
                 }
+            }
+            // The last M to go idle, with no timer to wait for, checks for
+            // a deadlock (every other M stays asleep while we hold the lock).
+            if deadline == NEVER
+                && synced.idle_ms.len() + 1 == synced.threads.len()
+                && self.npidle.load(Ordering::SeqCst) == shared.config.procs
+            {
+                deadlock::check(shared, synced.threads.len());
             }
             synced.idle_ms.push(MPtr(m));
         }

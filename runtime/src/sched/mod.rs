@@ -80,6 +80,7 @@
 //! - **A thread per goroutine**: what goro exists to avoid.
 
 pub(crate) mod blocks;
+pub(crate) mod deadlock;
 pub(crate) mod g;
 pub(crate) mod idle;
 pub(crate) mod m;
@@ -97,4 +98,6 @@ pub(crate) use g::WaitReason;
 pub(crate) use schedule::park;
 pub use schedule::{current_goroutine_id, in_goroutine, yield_now};
 pub use task::{JoinHandle, ABANDONED};
-pub(crate) use waiter::{block, prepare_wait, wait_unlocking, WaitHandle, Waiter};
+pub(crate) use waiter::{
+    block, prepare_wait, prepare_wait_for, wait_unlocking, WaitHandle, Waiter,
+};

@@ -17,7 +17,7 @@
 //! only after the goroutine is off its stack (Go's `chanparkcommit`), which
 //! saves locking twice and re-checking.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
@@ -36,9 +36,23 @@ pub(crate) enum Waiter {
     Thread(Arc<ThreadWaiter>),
 }
 
+/// Threads outside every runtime that are blocked in a goro wait with no
+/// deadline (a `join`, a channel, a lock), process-wide. Deadlock detection
+/// (`deadlock.rs`) compares it with the process's thread count: only when
+/// every thread that is not an M is counted here can no one outside the
+/// runtime wake a goroutine.
+///
+/// A waiter is counted from its creation (it only registers itself before
+/// it blocks) until the party that wakes it uncounts it, before the thread
+/// can run again: so a thread that is running is never counted as blocked.
+pub(crate) static FOREIGN_BLOCKED: AtomicUsize = AtomicUsize::new(0);
+
 /// The state a blocked thread sleeps on.
 pub(crate) struct ThreadWaiter {
     woken: AtomicBool,
+    /// Whether this waiter is counted in `FOREIGN_BLOCKED`; whoever swaps it
+    /// to false uncounts it.
+    counted: AtomicBool,
     thread: Thread,
 }
 
@@ -48,6 +62,7 @@ impl Waiter {
         match self {
             Waiter::Goroutine(g) => ready(g),
             Waiter::Thread(waiter) => {
+                waiter.uncount();
                 // Release pairs with the Acquire load in `block`.
                 waiter.woken.store(true, Ordering::Release);
                 waiter.thread.unpark();
@@ -67,25 +82,45 @@ pub(crate) fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
         park(reason, |g| register(Waiter::Goroutine(g)));
         return;
     }
-    let waiter = Arc::new(ThreadWaiter {
-        woken: AtomicBool::new(false),
-        thread: std::thread::current(),
-    });
+    let waiter = ThreadWaiter::new(true);
     if register(Waiter::Thread(waiter.clone())) {
         waiter.wait();
     }
+    waiter.uncount();
 }
 
 impl ThreadWaiter {
+    /// The calling thread's waiter; `untimed` counts it as blocked for good
+    /// (see [`FOREIGN_BLOCKED`]).
+    fn new(untimed: bool) -> Arc<ThreadWaiter> {
+        if untimed {
+            FOREIGN_BLOCKED.fetch_add(1, Ordering::SeqCst);
+        }
+        Arc::new(ThreadWaiter {
+            woken: AtomicBool::new(false),
+            counted: AtomicBool::new(untimed),
+            thread: std::thread::current(),
+        })
+    }
+
+    fn uncount(&self) {
+        if self.counted.swap(false, Ordering::AcqRel) {
+            FOREIGN_BLOCKED.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     /// Blocks until woken.
     pub(crate) fn wait(&self) {
         while !self.woken.load(Ordering::Acquire) {
             std::thread::park();
         }
+        self.uncount();
     }
 
     /// Blocks until woken or until `deadline`; returns whether woken.
     pub(crate) fn wait_until(&self, deadline: Instant) -> bool {
+        // It wakes itself: not blocked for good.
+        self.uncount();
         loop {
             if self.woken.load(Ordering::Acquire) {
                 return true;
@@ -111,15 +146,24 @@ pub(crate) enum WaitHandle {
 /// lock before calling [`wait_unlocking`] (Go's `gopark` with
 /// `chanparkcommit`): it saves locking twice and re-checking.
 pub(crate) fn prepare_wait() -> (Waiter, WaitHandle) {
+    prepare_wait_for(false)
+}
+
+/// [`prepare_wait`] for a wait that may end at a deadline (`timed`), which
+/// a thread ends by itself, so it is not counted as blocked for good.
+pub(crate) fn prepare_wait_for(timed: bool) -> (Waiter, WaitHandle) {
     // SAFETY: a non-null current M is this thread's live M.
     if let Some(g) = unsafe { current_m().as_ref() }.and_then(|m| m.curg.get()) {
         return (Waiter::Goroutine(g), WaitHandle::Goroutine);
     }
-    let waiter = Arc::new(ThreadWaiter {
-        woken: AtomicBool::new(false),
-        thread: std::thread::current(),
-    });
+    let waiter = ThreadWaiter::new(!timed);
     (Waiter::Thread(waiter.clone()), WaitHandle::Thread(waiter))
+}
+
+impl Drop for ThreadWaiter {
+    fn drop(&mut self) {
+        self.uncount();
+    }
 }
 
 /// Waits until the waiter queued under `lock` is woken, releasing `lock`

@@ -1,0 +1,3 @@
+module goro-bench-chan
+
+go 1.19

@@ -1,10 +1,28 @@
-//! Synchronisation that parks the goroutine, not the thread.
+//! Synchronisation that parks the goroutine, not the thread: Go's `sync`
+//! package (and `golang.org/x/sync/semaphore`) with Rust's interfaces.
 //!
-//! Every wait goes through `sched::block`, so a goroutine parks (its M runs
-//! other goroutines) and a foreign thread blocks. `WaitGroup` is here now; the
-//! rest of Go's `sync` (Mutex, RwLock, Once, Condvar, Semaphore, Barrier)
-//! follows with the channels issue.
+//! | type | Go | file |
+//! |---|---|---|
+//! | [`Mutex`] | `sync.Mutex` (normal + starvation mode) | `mutex.rs`, `raw_mutex.rs` |
+//! | [`WaitGroup`] | `sync.WaitGroup` | `wait_group.rs` |
+//!
+//! Internals: `sema.rs` is Go's runtime semaphore (a FIFO queue of parked
+//! waiters per lock), `spin.rs` Go's rule for when a waiter may spin.
+//!
+//! Every wait goes through the scheduler's waiter door (`sched::block`, or
+//! `sched::prepare_wait` + `sched::wait_unlocking`), so a goroutine parks
+//! (its M runs other goroutines) and a foreign thread blocks.
+//!
+//! Internal locks (`util::SpinLock` around each wait queue) are leaves: held
+//! for a few instructions, never while taking another lock or waking a
+//! waiter, and released by `wait_unlocking` right after the waiter is off its
+//! stack.
 
+mod mutex;
+mod raw_mutex;
+mod sema;
+mod spin;
 mod wait_group;
 
+pub use mutex::{Mutex, MutexGuard};
 pub use wait_group::WaitGroup;

@@ -49,3 +49,19 @@ pub fn runtime(procs: usize) -> goro_runtime::Runtime {
         .build()
         .expect("build runtime")
 }
+
+/// Stands in for Go's `time.Sleep(d)` inside a goroutine until goro has
+/// timers: yields the P until `d` has passed, so other goroutines run.
+pub fn yield_for(d: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        goro_runtime::yield_now();
+    }
+}
+
+/// Lets other goroutines run for a while.
+pub fn let_others_run() {
+    for _ in 0..1000 {
+        goro_runtime::yield_now();
+    }
+}

@@ -4,6 +4,7 @@
 //! | type | Go | file |
 //! |---|---|---|
 //! | [`Mutex`] | `sync.Mutex` (normal + starvation mode) | `mutex.rs`, `raw_mutex.rs` |
+//! | [`RwLock`] | `sync.RWMutex` (writer preference) | `rwlock.rs` |
 //! | [`WaitGroup`] | `sync.WaitGroup` | `wait_group.rs` |
 //!
 //! Internals: `sema.rs` is Go's runtime semaphore (a FIFO queue of parked
@@ -20,9 +21,11 @@
 
 mod mutex;
 mod raw_mutex;
+mod rwlock;
 mod sema;
 mod spin;
 mod wait_group;
 
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use wait_group::WaitGroup;

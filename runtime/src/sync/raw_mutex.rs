@@ -267,7 +267,7 @@ impl RawMutex {
 /// An unrecoverable lock-state corruption (Go's `fatal`/`throw`): the state
 /// word no longer means anything, so no caller could continue safely.
 #[cold]
-fn fatal(message: &str) -> ! {
+pub(crate) fn fatal(message: &str) -> ! {
     crate::sys::write_stderr(b"fatal error: ");
     crate::sys::write_stderr(message.as_bytes());
     crate::sys::write_stderr(b"\n");

@@ -5,10 +5,15 @@
 //! |---|---|---|
 //! | [`Mutex`] | `sync.Mutex` (normal + starvation mode) | `mutex.rs`, `raw_mutex.rs` |
 //! | [`RwLock`] | `sync.RWMutex` (writer preference) | `rwlock.rs` |
+//! | [`Once`] | `sync.Once` (a panicking initialiser counts as done) | `once.rs` |
+//! | [`Condvar`] | `sync.Cond` (ticket-ordered `notifyList`) | `condvar.rs` |
+//! | [`Semaphore`] | `golang.org/x/sync/semaphore.Weighted` (FIFO) | `semaphore.rs` |
+//! | [`Barrier`] | std's `Barrier` (Go has none) | `barrier.rs` |
 //! | [`WaitGroup`] | `sync.WaitGroup` | `wait_group.rs` |
 //!
 //! Internals: `sema.rs` is Go's runtime semaphore (a FIFO queue of parked
-//! waiters per lock), `spin.rs` Go's rule for when a waiter may spin.
+//! waiters per lock), `spin.rs` Go's rule for when a waiter may spin,
+//! `caller.rs` a token per goroutine or thread (for `Once`'s re-entry check).
 //!
 //! Every wait goes through the scheduler's waiter door (`sched::block`, or
 //! `sched::prepare_wait` + `sched::wait_unlocking`), so a goroutine parks
@@ -19,13 +24,22 @@
 //! waiter, and released by `wait_unlocking` right after the waiter is off its
 //! stack.
 
+mod barrier;
+mod caller;
+mod condvar;
 mod mutex;
+mod once;
 mod raw_mutex;
 mod rwlock;
 mod sema;
+mod semaphore;
 mod spin;
 mod wait_group;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::Condvar;
 pub use mutex::{Mutex, MutexGuard};
+pub use once::Once;
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::Semaphore;
 pub use wait_group::WaitGroup;

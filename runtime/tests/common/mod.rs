@@ -65,3 +65,19 @@ pub fn let_others_run() {
         goro_runtime::yield_now();
     }
 }
+
+/// Waits (yielding) for a value on `rx`, giving up after `limit`: a guard
+/// against hanging where Go's test would use `time.After`, not a timing
+/// assertion. Returns whether a value arrived.
+pub fn recv_within<T>(rx: &goro_runtime::chan::Receiver<T>, limit: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if rx.try_recv().is_ok() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        goro_runtime::yield_now();
+    }
+}

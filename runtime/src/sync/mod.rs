@@ -19,6 +19,22 @@
 //! `sched::prepare_wait` + `sched::wait_unlocking`), so a goroutine parks
 //! (its M runs other goroutines) and a foreign thread blocks.
 //!
+//! # Guards, migration and preemption
+//!
+//! A goroutine may be switched out at any instruction and resume on another
+//! OS thread. None of these locks has an owner thread, so `MutexGuard`,
+//! `RwLockReadGuard` and `RwLockWriteGuard` are `Send` (given the usual
+//! bounds on `T`) and unlocking on another thread is correct; a holder that
+//! is switched out only makes waiters park (after a bounded spin), never
+//! blocks an M. Semaphore permits are counts owned by nobody. Each type's
+//! module doc says more.
+//!
+//! The internal spin locks below are another matter: a goroutine preempted
+//! while holding one would make every other waiter spin and yield its thread
+//! until it runs again. Their critical sections are a few dozen instructions
+//! and make no calls that switch; once async preemption lands, they must
+//! count as runtime code (preempt-off), as the channel's spin lock must.
+//!
 //! Internal locks (`util::SpinLock` around each wait queue) are leaves: held
 //! for a few instructions, never while taking another lock or waking a
 //! waiter, and released by `wait_unlocking` right after the waiter is off its

@@ -18,7 +18,7 @@ measure=3; warm=1
 [ -n "${QUICK:-}" ] && { measure=1; warm=1; }
 
 cd "$here"
-cargo bench --no-run --bench sched --bench chan --bench idle_rss >/dev/null 2>&1
+cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex >/dev/null 2>&1
 
 echo "== go 1.19 =="
 bash "$yard" build >/dev/null
@@ -28,10 +28,13 @@ BATCH=1000 bash "$yard" micro spawn 2
 bash "$yard" micro idle 1
 bash "$yard" micro pingpong 1
 bash "$yard" micro pingpong 2
+# sync.Mutex: 4 goroutines x 1M lock/unlock at GOMAXPROCS=2 (ci/go/mutex).
+(cd "$here/ci/go/mutex" && go build -o "$here/target/go-mutex" .)
+"$here/target/go-mutex"
 
 echo "== goro =="
 # criterion's "time: [low mid high]" → FIGURE lines with the median estimate.
-for bench in sched chan; do
+for bench in sched chan mutex; do
 cargo bench --bench "$bench" -- --measurement-time "$measure" --warm-up-time "$warm" 2>/dev/null |
   awk '/time:/ { name=$1; gsub(/[\[\]]/, ""); for (i=1;i<=NF;i++) if ($i=="time:") { mid=$(i+3); unit=$(i+4) }
         printf "FIGURE peer=goro bench=%s value=%s unit=%s/iter\n", name, mid, unit }'

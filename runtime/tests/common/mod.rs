@@ -49,3 +49,35 @@ pub fn runtime(procs: usize) -> goro_runtime::Runtime {
         .build()
         .expect("build runtime")
 }
+
+/// Stands in for Go's `time.Sleep(d)` inside a goroutine until goro has
+/// timers: yields the P until `d` has passed, so other goroutines run.
+pub fn yield_for(d: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        goro_runtime::yield_now();
+    }
+}
+
+/// Lets other goroutines run for a while.
+pub fn let_others_run() {
+    for _ in 0..1000 {
+        goro_runtime::yield_now();
+    }
+}
+
+/// Waits (yielding) for a value on `rx`, giving up after `limit`: a guard
+/// against hanging where Go's test would use `time.After`, not a timing
+/// assertion. Returns whether a value arrived.
+pub fn recv_within<T>(rx: &goro_runtime::chan::Receiver<T>, limit: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if rx.try_recv().is_ok() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        goro_runtime::yield_now();
+    }
+}

@@ -1,0 +1,3 @@
+module goro-bench-mutex
+
+go 1.19

@@ -382,6 +382,17 @@ pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
 /// Aborts the process if `g` is not parked: two wakers for one park is a bug
 /// in the caller that would otherwise run one goroutine on two threads.
 pub(crate) fn ready(g: GRef) {
+    ready_to(g, true, true);
+}
+
+/// [`ready`] for a batch (due timers): the G goes to the tail of the local
+/// queue, not `runnext` (a batch would only shuffle through it), and the
+/// caller runs `wakep` once for the batch when `wake` is false.
+pub(crate) fn ready_batched(g: GRef) {
+    ready_to(g, false, false);
+}
+
+fn ready_to(g: GRef, next: bool, wake: bool) {
     // Exactly one party may ready a parked G: the one that took it out of a
     // wait queue, under that queue's lock. So a check and a plain store
     // suffice, saving a locked compare-exchange on every wake; the check
@@ -403,8 +414,10 @@ pub(crate) fn ready(g: GRef) {
     if let Some(m) = unsafe { m.as_ref() } {
         if ptr::eq(m.shared, shared) && !m.p.get().is_null() {
             // SAFETY: this M holds its P; `g` is Runnable and unqueued.
-            unsafe { m.p().put(g, true) };
-            wakep(shared);
+            unsafe { m.p().put(g, next) };
+            if wake {
+                wakep(shared);
+            }
             return;
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! - `pingpong/{1p,2p}`: two goroutines bounce a value over two unbuffered
 //!   channels; one iteration is one round trip (Go: 319–355 ns on 1 P).
-//! - `buffered_128/1p`: one producer sends into a channel of capacity 128,
-//!   one consumer drains it; one iteration is one value.
+//! - `buffered_128/{1p,2p}`: one producer sends into a channel of capacity
+//!   128, one consumer drains it; one iteration is one value (Go's side:
+//!   `ci/go/chanbench buffered`).
 //!
 //! Run beside Go with `ci/bench.sh`.
 
@@ -50,8 +51,14 @@ fn pingpong(c: &mut Criterion) {
 }
 
 fn buffered(c: &mut Criterion) {
-    let rt = runtime(1);
-    c.bench_function("buffered_128/1p", |b| {
+    for procs in [1, 2] {
+        buffered_on(c, procs);
+    }
+}
+
+fn buffered_on(c: &mut Criterion, procs: usize) {
+    let rt = runtime(procs);
+    c.bench_function(&format!("buffered_128/{procs}p"), |b| {
         b.iter_custom(|iters| {
             rt.block_on(move || {
                 let (tx, rx) = chan::bounded::<u64>(128);

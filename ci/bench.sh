@@ -18,7 +18,19 @@ measure=3; warm=1
 [ -n "${QUICK:-}" ] && { measure=1; warm=1; }
 
 cd "$here"
-cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex >/dev/null 2>&1
+cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex --bench sleepers >/dev/null 2>&1
+# 100,000 sleeping goroutines need 200,000 stack mappings: raise
+# vm.max_map_count for this run if we can (root), and restore it on exit.
+sleepers=100000
+old_maps=$(sysctl -n vm.max_map_count)
+if [ "$old_maps" -lt 400000 ]; then
+  if sysctl -qw vm.max_map_count=400000 2>/dev/null; then
+    trap 'sysctl -qw vm.max_map_count='"$old_maps" EXIT
+  else
+    sleepers=25000
+    echo "note: cannot raise vm.max_map_count; sleepers measured at $sleepers (goro only)" >&2
+  fi
+fi
 
 echo "== go 1.19 =="
 bash "$yard" build >/dev/null
@@ -28,6 +40,12 @@ BATCH=1000 bash "$yard" micro spawn 2
 bash "$yard" micro idle 1
 bash "$yard" micro pingpong 1
 bash "$yard" micro pingpong 2
+# Buffered channel (cap 128) throughput and 100k sleepers (ci/go/chanbench).
+(cd "$here/ci/go/chanbench" && go build -o "$here/target/go-chanbench" .)
+"$here/target/go-chanbench" buffered 1
+"$here/target/go-chanbench" buffered 2
+"$here/target/go-chanbench" sleepers 1
+"$here/target/go-chanbench" sleepers 2
 # sync.Mutex: 4 goroutines x 1M lock/unlock at GOMAXPROCS=2 (ci/go/mutex).
 (cd "$here/ci/go/mutex" && go build -o "$here/target/go-mutex" .)
 "$here/target/go-mutex"
@@ -40,3 +58,5 @@ cargo bench --bench "$bench" -- --measurement-time "$measure" --warm-up-time "$w
         printf "FIGURE peer=goro bench=%s value=%s unit=%s/iter\n", name, mid, unit }'
 done
 cargo bench --bench idle_rss -- 30000 2>/dev/null | grep FIGURE
+cargo bench --bench sleepers -- 1 "$sleepers" 2>/dev/null | grep FIGURE
+cargo bench --bench sleepers -- 2 "$sleepers" 2>/dev/null | grep FIGURE

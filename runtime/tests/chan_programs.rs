@@ -32,7 +32,7 @@ fn sieve(primes: usize) -> Vec<u64> {
         let input = rx;
         go(move || {
             for value in input.iter() {
-                if value % prime != 0 && filtered_tx.send(value).is_err() {
+                if !value.is_multiple_of(prime) && filtered_tx.send(value).is_err() {
                     return;
                 }
             }
@@ -45,7 +45,10 @@ fn sieve(primes: usize) -> Vec<u64> {
 }
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 #[test]

@@ -339,43 +339,25 @@ fn go_test_select_duplicate_channel() {
 /// value, a non-blocking select over both must not take `default`.
 #[test]
 fn go_test_nonblock_select_race() {
-    for procs in PROCS {
-        common::runtime(procs).block_on(|| {
-            let (done_tx, done_rx) = chan::bounded::<bool>(1);
-            for _ in 0..1000 {
-                let (c1_tx, c1_rx) = chan::bounded::<u32>(1);
-                let (c2_tx, c2_rx) = chan::bounded::<u32>(1);
-                c1_tx.send(1).unwrap();
-                let done = done_tx.clone();
-                let (r1, r2) = (c1_rx.clone(), c2_rx.clone());
-                go(move || {
-                    let got = select! {
-                        recv(r1) -> _ => true,
-                        recv(r2) -> _ => true,
-                        default => false,
-                    };
-                    done.send(got).unwrap();
-                });
-                c2_tx.send(1).unwrap();
-                select! {
-                    recv(c1_rx) -> _ => {},
-                    default => {},
-                }
-                assert!(done_rx.recv().unwrap(), "no chan is ready");
-            }
-        });
-    }
+    nonblock_select_race(1, |c2| c2.send(1).unwrap());
 }
 
-/// Go's TestNonblockSelectRace2: the same, with one channel closed.
+/// Go's TestNonblockSelectRace2: the same, with the second channel closed.
 #[test]
 fn go_test_nonblock_select_race2() {
+    nonblock_select_race(0, |c2| c2.close());
+}
+
+/// Both races: `c1` holds a value; a goroutine selects over `c1` and `c2`
+/// with a default while the main goroutine makes `c2` ready and then takes
+/// `c1`'s value if it is still there. One of the two is always ready.
+fn nonblock_select_race(c2_capacity: usize, make_ready: fn(&chan::Sender<u32>)) {
     for procs in PROCS {
-        common::runtime(procs).block_on(|| {
+        common::runtime(procs).block_on(move || {
             let (done_tx, done_rx) = chan::bounded::<bool>(1);
             for _ in 0..1000 {
                 let (c1_tx, c1_rx) = chan::bounded::<u32>(1);
-                let (c2_tx, c2_rx) = chan::bounded::<u32>(0);
+                let (c2_tx, c2_rx) = chan::bounded::<u32>(c2_capacity);
                 c1_tx.send(1).unwrap();
                 let done = done_tx.clone();
                 let (r1, r2) = (c1_rx.clone(), c2_rx.clone());
@@ -387,7 +369,7 @@ fn go_test_nonblock_select_race2() {
                     };
                     done.send(got).unwrap();
                 });
-                c2_tx.close();
+                make_ready(&c2_tx);
                 select! {
                     recv(c1_rx) -> _ => {},
                     default => {},

@@ -48,6 +48,7 @@
 //! values of the cases not chosen are dropped. A select with no cases and no
 //! default blocks forever.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -172,19 +173,13 @@ impl<T> SelectCase for RecvCase<'_, T> {
     unsafe fn enqueue(&mut self, word: *const AtomicUsize, index: usize, waiter: Waiter) {
         // SAFETY: the caller holds the channel lock.
         let state = unsafe { self.channel.state.value_unguarded() };
-        state.recvq.push_back(Entry {
-            slot: &self.slot,
-            waiter,
-            select: Some((word, index)),
-        });
+        enqueue_on(&mut state.recvq, &self.slot, word, index, waiter);
     }
 
     unsafe fn dequeue(&mut self, word: *const AtomicUsize) {
         // SAFETY: the caller holds the channel lock.
         let state = unsafe { self.channel.state.value_unguarded() };
-        state
-            .recvq
-            .retain(|entry| entry.select.is_none_or(|(w, _)| !std::ptr::eq(w, word)));
+        dequeue_from(&mut state.recvq, word);
     }
 
     fn complete_parked(&mut self) {
@@ -270,19 +265,13 @@ impl<T> SelectCase for SendCase<'_, T> {
     unsafe fn enqueue(&mut self, word: *const AtomicUsize, index: usize, waiter: Waiter) {
         // SAFETY: the caller holds the channel lock.
         let state = unsafe { self.channel.state.value_unguarded() };
-        state.sendq.push_back(Entry {
-            slot: &self.slot,
-            waiter,
-            select: Some((word, index)),
-        });
+        enqueue_on(&mut state.sendq, &self.slot, word, index, waiter);
     }
 
     unsafe fn dequeue(&mut self, word: *const AtomicUsize) {
         // SAFETY: the caller holds the channel lock.
         let state = unsafe { self.channel.state.value_unguarded() };
-        state
-            .sendq
-            .retain(|entry| entry.select.is_none_or(|(w, _)| !std::ptr::eq(w, word)));
+        dequeue_from(&mut state.sendq, word);
     }
 
     fn complete_parked(&mut self) {
@@ -294,6 +283,27 @@ impl<T> SelectCase for SendCase<'_, T> {
             }
         });
     }
+}
+
+/// Queues a select entry for `slot` on `queue` (under its channel's lock).
+fn enqueue_on<T>(
+    queue: &mut VecDeque<Entry<T>>,
+    slot: &Slot<T>,
+    word: *const AtomicUsize,
+    index: usize,
+    waiter: Waiter,
+) {
+    queue.push_back(Entry {
+        slot,
+        waiter,
+        select: Some((word, index)),
+    });
+}
+
+/// Removes every entry of the select owning `word` from `queue` (under its
+/// channel's lock).
+fn dequeue_from<T>(queue: &mut VecDeque<Entry<T>>, word: *const AtomicUsize) {
+    queue.retain(|entry| entry.select.is_none_or(|(w, _)| !std::ptr::eq(w, word)));
 }
 
 /// A deadline's timer: claims the select word for `TIMED_OUT` and wakes the

@@ -127,6 +127,28 @@ impl P {
         ptr::NonNull::new(g).map(|g| unsafe { GRef::from_ptr(g.as_ptr()) })
     }
 
+    /// A thief's take of `runnext` (Go's `runqsteal` with `stealRunNextG`):
+    /// note the G there, give the owner `grace` to run it (a producer that
+    /// just readied its consumer is about to switch to it: a channel handoff
+    /// takes ~50 ns), and take it only if it is still the same G. Stealing
+    /// it at once splits such a pair across two Ps, and every later handoff
+    /// becomes a cross-CPU wake.
+    pub(crate) fn steal_runnext(&self, grace: std::time::Duration) -> Option<GRef> {
+        let seen = self.runnext.load(Ordering::Acquire);
+        if seen.is_null() {
+            return None;
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < grace {
+            std::hint::spin_loop();
+        }
+        self.runnext
+            .compare_exchange(seen, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            // SAFETY: non-null values in runnext come from GRefs.
+            .map(|g| unsafe { GRef::from_ptr(g) })
+    }
+
     pub(crate) fn has_runnext(&self) -> bool {
         !self.runnext.load(Ordering::Acquire).is_null()
     }

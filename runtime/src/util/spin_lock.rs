@@ -31,8 +31,23 @@ pub(crate) struct SpinLock<T> {
 pub(crate) struct RawSpinLock(AtomicBool);
 
 impl RawSpinLock {
-    /// Takes the lock, spinning (then yielding) while it is held.
+    /// Takes the lock, spinning (then yielding) while it is held. The
+    /// uncontended case is one inlined compare-exchange: out of line, the
+    /// call and its register saves were a tenth of `buffered_128/1p`.
+    #[inline]
     pub(crate) fn lock(&self) {
+        if self
+            .0
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
         let mut spins = 0u32;
         while !self.try_lock() {
             if spins < SPINS_BEFORE_YIELD {
@@ -45,6 +60,7 @@ impl RawSpinLock {
     }
 
     /// Takes the lock if it is free right now.
+    #[inline]
     pub(crate) fn try_lock(&self) -> bool {
         !self.0.load(Ordering::Relaxed)
             && self
@@ -59,6 +75,7 @@ impl RawSpinLock {
     /// # Safety
     /// The caller holds the lock (took it with `lock`/`try_lock`, or owns a
     /// guard it will forget).
+    #[inline]
     pub(crate) unsafe fn unlock(&self) {
         self.0.store(false, Ordering::Release);
     }
@@ -85,6 +102,7 @@ impl<T> SpinLock<T> {
         self.locked.try_lock().then(|| SpinLockGuard { lock: self })
     }
 
+    #[inline]
     pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
         self.locked.lock();
         SpinLockGuard { lock: self }

@@ -19,9 +19,18 @@
 //!
 //! # Setup and probing
 //!
-//! The ring is tried with SINGLE_ISSUER + DEFER_TASKRUN + COOP_TASKRUN first
-//! (completions run only inside our own `io_uring_enter`, no task-work IPIs),
-//! then without the newer flags on EINVAL. `EXT_ARG` (timed waits) is
+//! The ring is tried with SINGLE_ISSUER + DEFER_TASKRUN + COOP_TASKRUN +
+//! TASKRUN_FLAG first (completions run only inside our own `io_uring_enter`,
+//! no task-work IPIs), then without TASKRUN_FLAG, then without the newer
+//! flags, on EINVAL.
+//!
+//! TASKRUN_FLAG makes the kernel raise `IORING_SQ_TASKRUN` in the shared SQ
+//! flags while deferred completions wait for an enter. A non-blocking poll
+//! reads it and skips `io_uring_enter` when nothing is to be submitted or
+//! run. Measured (echo, 100 connections, 2 Ps, `perf stat` over 3 s): 170k
+//! enters for 203k round trips before, 65k for 200k after — the old
+//! non-blocking enter lacked GETEVENTS, so under DEFER_TASKRUN it ran no
+//! completions at all and only cost a system call per batch. `EXT_ARG` (timed waits) is
 //! required, `POLL_ADD` and `ASYNC_CANCEL` must pass the opcode probe, and
 //! multishot poll (5.13+; it cannot be probed by opcode) is verified by arming
 //! it on the wake eventfd, ringing once, and checking the CQE carries
@@ -60,6 +69,11 @@ pub(crate) struct Uring {
     wake: RawFd,
     registrations: HashMap<u64, Registration>,
     completions: Vec<(u64, i32, u32)>,
+    /// The ring was set up with TASKRUN_FLAG: the kernel raises
+    /// `IORING_SQ_TASKRUN` in shared memory whenever deferred completions
+    /// wait for an enter, so a non-blocking poll can skip the system call
+    /// when nothing is pending (see [`Uring::poll`]).
+    taskrun_flag: bool,
 }
 
 /// Maps a setup failure to the error the user needs to see.
@@ -96,7 +110,16 @@ fn unsupported(what: &str) -> io::Error {
 
 impl Uring {
     pub(crate) fn init(wake: RawFd) -> io::Result<Uring> {
-        let attempts: [(&str, SetupFlags); 3] = [
+        let attempts: [(&str, SetupFlags); 4] = [
+            (
+                "SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN|TASKRUN_FLAG",
+                |b| {
+                    b.setup_single_issuer()
+                        .setup_defer_taskrun()
+                        .setup_coop_taskrun()
+                        .setup_taskrun_flag();
+                },
+            ),
             ("SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN", |b| {
                 b.setup_single_issuer()
                     .setup_defer_taskrun()
@@ -109,7 +132,8 @@ impl Uring {
         ];
         let mut last = None;
         let mut ring = None;
-        for (name, flags) in attempts {
+        let mut taskrun_flag = false;
+        for (attempt, (name, flags)) in attempts.into_iter().enumerate() {
             let mut builder = IoUring::builder();
             builder.setup_cqsize(CQ_ENTRIES);
             flags(&mut builder);
@@ -117,6 +141,7 @@ impl Uring {
                 Ok(built) => {
                     tracing::debug!(flags = name, "netpoll: io_uring ring set up");
                     ring = Some(built);
+                    taskrun_flag = attempt == 0;
                     break;
                 }
                 Err(error) if error.raw_os_error() == Some(sys::EINVAL) => last = Some(error),
@@ -147,6 +172,7 @@ impl Uring {
             wake,
             registrations: HashMap::new(),
             completions: Vec::with_capacity(1024),
+            taskrun_flag,
         };
         // Multishot poll cannot be probed by opcode: arm it on the eventfd,
         // ring once, and look for F_MORE.
@@ -257,7 +283,27 @@ impl Uring {
         }
     }
 
+    /// Whether an enter has work to do: SQEs to submit, or (with
+    /// TASKRUN_FLAG) deferred task work to turn into CQEs. Without
+    /// TASKRUN_FLAG we cannot tell, and say yes.
+    fn needs_enter(&mut self) -> bool {
+        if !self.taskrun_flag {
+            return true;
+        }
+        let submission = self.ring.submission();
+        !submission.is_empty() || submission.taskrun() || submission.cq_overflow()
+    }
+
     pub(crate) fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<Event>) {
+        // A non-blocking poll with nothing to submit and nothing deferred
+        // would be a wasted io_uring_enter: before TASKRUN_FLAG, about two of
+        // every three enters were such (170k enters for 59k sleeps in 3 s of
+        // echo at 100 connections), since an enter without GETEVENTS does
+        // not even run DEFER_TASKRUN's deferred work.
+        if timeout == Some(Duration::ZERO) && !self.needs_enter() {
+            self.reap(events);
+            return;
+        }
         if let Err(error) = self.enter(timeout) {
             tracing::error!(%error, "netpoll: io_uring_enter failed");
             std::thread::sleep(Duration::from_millis(1));

@@ -61,6 +61,7 @@ impl Epoll {
                 token: Token::from_u64(data),
                 readable: broken || bits & (EPOLLIN | EPOLLRDHUP) != 0,
                 writable: broken || bits & EPOLLOUT != 0,
+                hangup: broken || bits & EPOLLRDHUP != 0,
             });
         }
     }

@@ -147,6 +147,10 @@ pub enum Event {
         token: Token,
         readable: bool,
         writable: bool,
+        /// The peer hung up or the socket has an error (POLLRDHUP,
+        /// POLLHUP, POLLERR): a read may end in EOF or an error even after
+        /// it came back short, so the owner must not assume it drained.
+        hangup: bool,
     },
     /// The registration under `token` is gone for good: no further event
     /// will carry it, so its slot may be reused.

@@ -352,6 +352,7 @@ impl Uring {
                 token,
                 readable: broken || mask & (POLLIN | POLLRDHUP) != 0,
                 writable: broken || mask & POLLOUT != 0,
+                hangup: broken || mask & POLLRDHUP != 0,
             });
         }
         if cqueue::more(flags) {
@@ -373,6 +374,7 @@ impl Uring {
                 token,
                 readable: true,
                 writable: true,
+                hangup: true,
             });
         }
     }

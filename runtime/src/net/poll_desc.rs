@@ -34,6 +34,29 @@
 //! A caller that is a plain thread (not a goroutine) skips the netpoller and
 //! blocks in `poll(2)`.
 //!
+//! # Skipping a read known to fail
+//!
+//! A request/response connection reads a request, writes the answer, and
+//! reads again: that read almost always fails with EAGAIN. A TCP read that
+//! returns fewer bytes than asked found the receive queue empty, so
+//! `read_stream` remembers the direction's edge count taken *before* that
+//! read (`PollDesc::edges`, bumped by the handler for every read edge). If
+//! the next read finds the count unchanged, it parks at once (step 3)
+//! instead of making the call. No wake-up can be lost: data that arrived
+//! after the short read produces an edge that is either counted already
+//! (then the read is made) or not yet handled (then it sets `ready` or
+//! finds the waiter, exactly as after an EAGAIN). An edge handled before
+//! the count was taken concerns data the short read already saw or
+//! consumed. One exception: a short read may leave a FIN (or an error)
+//! queued behind the data, and its edge may have been merged with the data's
+//! (epoll and multishot poll coalesce wake-ups not yet reaped); the next read
+//! would return 0 at once and no further edge comes. So the netpoller's
+//! `hangup` bit (RDHUP/HUP/ERR in the edge's mask) is sticky per
+//! registration, set before the edge is counted, and a hung-up socket is
+//! never skipped. (Without it `half_close_delivers_eof…` hung under epoll.)
+//! Measured (echo, 100 connections, `perf stat` over 3 s):
+//! recvfrom calls per round trip fell from 2.0 to 1.0.
+//!
 //! # Slots and generations
 //!
 //! Descriptors live in a process-wide table of leaked chunks (stable
@@ -47,7 +70,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -78,6 +101,12 @@ pub(crate) struct PollDesc {
     index: u32,
     generation: AtomicU32,
     dirs: [Mutex<Direction>; 2],
+    /// Readiness edges seen per direction, bumped by the handler under the
+    /// direction's lock ("Skipping a read known to fail" in the module doc).
+    edges: [AtomicU32; 2],
+    /// Set (for the registration's life) by a hang-up or error edge: a
+    /// short read no longer implies an empty queue (EOF may follow data).
+    hangup: AtomicBool,
 }
 
 impl PollDesc {
@@ -128,6 +157,8 @@ fn allocate() -> io::Result<&'static PollDesc> {
                         index: index + offset,
                         generation: AtomicU32::new(1),
                         dirs: Default::default(),
+                        edges: Default::default(),
+                        hangup: AtomicBool::new(false),
                     })
                     .collect();
                 let chunk = Box::leak(chunk).as_mut_ptr();
@@ -158,6 +189,7 @@ fn release(desc: &'static PollDesc, generation: u32) {
     for dir in [Dir::Read, Dir::Write] {
         desc.dir(dir).ready = false;
     }
+    desc.hangup.store(false, Ordering::Relaxed);
     SLOTS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -183,6 +215,7 @@ pub(super) fn handler() -> Handler {
                     token,
                     readable,
                     writable,
+                    hangup,
                 } => {
                     let Some(desc) = lookup(token.index) else {
                         continue;
@@ -190,9 +223,13 @@ pub(super) fn handler() -> Handler {
                     if desc.generation.load(Ordering::Acquire) != token.generation {
                         continue;
                     }
+                    if hangup {
+                        desc.hangup.store(true, Ordering::Release);
+                    }
                     for (dir, edge) in [(Dir::Read, readable), (Dir::Write, writable)] {
                         if edge {
                             let mut state = desc.dir(dir);
+                            desc.edges[dir as usize].fetch_add(1, Ordering::Release);
                             if state.waiters.is_empty() {
                                 state.ready = true;
                             } else {
@@ -243,7 +280,12 @@ pub(crate) struct Pollable<S: AsRawFd> {
     registration: OnceLock<Registration>,
     /// Timeouts in nanoseconds; 0 is none.
     timeouts: [AtomicU64; 2],
+    /// `DRAINED | edges` after a short stream read: the read-edge count
+    /// taken before that read; 0 when unknown (see `read_stream`).
+    drained: AtomicU64,
 }
+
+const DRAINED: u64 = 1 << 32;
 
 pub(crate) fn timed_out() -> io::Error {
     io::Error::new(
@@ -259,6 +301,7 @@ impl<S: AsRawFd> Pollable<S> {
             io,
             registration: OnceLock::new(),
             timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
+            drained: AtomicU64::new(0),
         }
     }
 
@@ -298,6 +341,55 @@ impl<S: AsRawFd> Pollable<S> {
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 result => return result,
+            }
+        }
+    }
+
+    /// A stream read of up to `len` bytes by `f`, as [`Pollable::io`], but
+    /// skipping the system call when the last read came back short and no
+    /// read edge has arrived since it started (module doc: "Skipping a read
+    /// known to fail").
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        mut f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let Some(registration) = self.registration.get() else {
+            return self.io(Dir::Read, f);
+        };
+        let desc = registration.desc;
+        let edges = &desc.edges[Dir::Read as usize];
+        let mut deadline = None;
+        if self.drained.load(Ordering::Relaxed)
+            == DRAINED | u64::from(edges.load(Ordering::Acquire))
+            && !desc.hangup.load(Ordering::Acquire)
+        {
+            deadline = Some(self.timeout(Dir::Read).map(|t| Instant::now() + t));
+            self.wait(Dir::Read, deadline.flatten())?;
+        }
+        loop {
+            let before = edges.load(Ordering::Acquire);
+            match f(&self.io) {
+                Ok(n) => {
+                    let drained = if n > 0 && n < len {
+                        DRAINED | u64::from(before)
+                    } else {
+                        0
+                    };
+                    self.drained.store(drained, Ordering::Relaxed);
+                    return Ok(n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if deadline.is_none() {
+                        deadline = Some(self.timeout(Dir::Read).map(|t| Instant::now() + t));
+                    }
+                    self.wait(Dir::Read, deadline.flatten())?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.drained.store(0, Ordering::Relaxed);
+                    return Err(error);
+                }
             }
         }
     }

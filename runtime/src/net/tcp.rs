@@ -235,10 +235,12 @@ impl TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.io(Dir::Read, |mut s| s.read(buf))
+        let len = buf.len();
+        self.inner.read_stream(len, |mut s| s.read(buf))
     }
     fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        self.inner.io(Dir::Read, |mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 

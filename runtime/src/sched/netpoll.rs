@@ -58,10 +58,10 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
             if let Some(previous) = pinned.take() {
                 wakep_global(&previous);
             }
-            // SAFETY: `g.shared` is the pointer of the runtime's
-            // `Arc<Shared>`, alive while one of its Gs is Waiting (shutdown
-            // leaks it otherwise); the matching decrement is the drop of
-            // `pinned`, after the last push and `wakep`.
+            // The matching decrement is the drop of `pinned`, after the last
+            // push and `wakep`.
+            // SAFETY: `g.shared` is the runtime's `Arc<Shared>` pointer, alive
+            // while one of its Gs is Waiting (shutdown leaks it otherwise).
             pinned = Some(unsafe {
                 Arc::increment_strong_count(g.shared);
                 Arc::from_raw(g.shared)

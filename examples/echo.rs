@@ -33,23 +33,12 @@ fn serve(mut stream: TcpStream) {
 }
 
 fn main() {
-    let addr: String = common::flag("addr", "127.0.0.1:7007".to_string());
-    let procs: usize = common::flag("procs", 0);
-    let _ = goro::net::raise_fd_limit();
-    let (fd_tx, fd_rx) = std::sync::mpsc::channel::<i32>();
-    let stop = common::stop_on_signals(move || {
-        if let Ok(fd) = fd_rx.recv() {
-            common::wake_listener(fd);
-        }
-    });
-    let mut builder = goro::Runtime::builder();
-    if procs > 0 {
-        builder = builder.procs(procs);
-    }
-    let runtime = builder.build().unwrap_or_else(|error| {
-        eprintln!("echo: {error}");
-        std::process::exit(1);
-    });
+    let common::Server {
+        addr,
+        runtime,
+        stop,
+        listener_fd: fd_tx,
+    } = common::Server::from_flags("echo", "127.0.0.1:7007");
     let served = runtime.block_on(move || {
         let listener = match TcpListener::bind(&addr) {
             Ok(listener) => listener,

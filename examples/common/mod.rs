@@ -81,3 +81,44 @@ impl Backoff {
         delay
     }
 }
+
+/// What both servers set up before serving: `--addr` (default
+/// `default_addr`) and `--procs` flags, a raised fd limit, a runtime, and a
+/// SIGINT/SIGTERM handler that sets `stop` and wakes the listener whose fd
+/// is sent on `listener_fd`.
+pub struct Server {
+    pub addr: String,
+    pub runtime: goro::Runtime,
+    pub stop: Arc<AtomicBool>,
+    pub listener_fd: std::sync::mpsc::Sender<i32>,
+}
+
+impl Server {
+    /// Parses the flags and builds the runtime; exits with a message
+    /// naming `name` if the runtime cannot start.
+    pub fn from_flags(name: &str, default_addr: &str) -> Server {
+        let addr: String = flag("addr", default_addr.to_string());
+        let procs: usize = flag("procs", 0);
+        let _ = goro::net::raise_fd_limit();
+        let (listener_fd, fd_rx) = std::sync::mpsc::channel::<i32>();
+        let stop = stop_on_signals(move || {
+            if let Ok(fd) = fd_rx.recv() {
+                wake_listener(fd);
+            }
+        });
+        let mut builder = goro::Runtime::builder();
+        if procs > 0 {
+            builder = builder.procs(procs);
+        }
+        let runtime = builder.build().unwrap_or_else(|error| {
+            eprintln!("{name}: {error}");
+            std::process::exit(1);
+        });
+        Server {
+            addr,
+            runtime,
+            stop,
+            listener_fd,
+        }
+    }
+}

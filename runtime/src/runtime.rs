@@ -22,7 +22,7 @@
 //!    on them returns `Err` carrying [`crate::ABANDONED`].
 //!
 //! Their stacks hold live frames that can never be unwound, and a foreign
-//! thread may still hold a [`crate::sched::Waiter`] for one of them. So if any
+//! thread may still hold a `sched::Waiter` for one of them. So if any
 //! goroutine was abandoned, or an M was still running one at the deadline
 //! (only possible with a goroutine that never yields; async preemption is a
 //! later issue), the runtime's shared state is deliberately leaked rather than

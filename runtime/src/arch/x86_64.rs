@@ -63,7 +63,7 @@ pub unsafe fn switch(save: *mut usize, load: usize) {
 
 /// Saves the current context into `*save` (as [`switch`] does) and starts a
 /// fresh goroutine: `entry(argument)` runs on the stack whose upper end is
-/// `top`, reached through [`goroutine_start`].
+/// `top`, reached through `goroutine_start`.
 ///
 /// Nothing is written to the new stack before this call, and the call only
 /// *stores* to it (two zero words, then `call`'s return address): a stack

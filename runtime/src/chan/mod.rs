@@ -14,7 +14,9 @@
 //! marks the slot.
 //!
 //! Invariants, under the lock:
-//! - At least one of `recvq` and `sendq` is empty (as in Go).
+//! - At least one of `recvq` and `sendq` holds no live entry, except that a
+//!   goroutine selecting both to send and to receive on one channel has an
+//!   entry in each (as in Go); stale select entries are skipped by `pop_live`.
 //! - `recvq` is non-empty only while the buffer is empty; `sendq` only while
 //!   it is full (for a rendezvous channel, "full" always holds).
 //! - A slot is marked (`DELIVERED` or `CLOSED`) exactly once, by the party

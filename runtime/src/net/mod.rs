@@ -62,3 +62,32 @@ pub fn backend() -> Option<std::io::Result<Backend>> {
 pub fn raise_fd_limit() -> std::io::Result<u64> {
     crate::sys::net::raise_nofile_limit()
 }
+
+/// The four deadline methods every socket type has, on its `inner` poll
+/// descriptor: each read (write) that waits longer than the timeout fails
+/// with `TimedOut`, and the socket stays usable; `Some(Duration::ZERO)` is
+/// an error, as in std.
+macro_rules! timeout_methods {
+    () => {
+        /// Bounds each read: a read that finds no data within `timeout`
+        /// fails with `TimedOut` (the wait is cancelled; the socket stays
+        /// usable). `Some(Duration::ZERO)` is an error, as in std.
+        pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_timeout(Dir::Read, timeout)
+        }
+
+        /// Bounds each write, as `set_read_timeout` bounds reads.
+        pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_timeout(Dir::Write, timeout)
+        }
+
+        pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.inner.timeout(Dir::Read))
+        }
+
+        pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.inner.timeout(Dir::Write))
+        }
+    };
+}
+pub(crate) use timeout_methods;

@@ -203,25 +203,7 @@ impl TcpStream {
         self.inner.get().nodelay()
     }
 
-    /// Bounds each read: a read that finds no data within `timeout` fails
-    /// with `TimedOut` (the wait is cancelled; the stream stays usable).
-    /// `Some(Duration::ZERO)` is an error, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Read, timeout)
-    }
-
-    /// Bounds each write, as [`TcpStream::set_read_timeout`] bounds reads.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Write, timeout)
-    }
-
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Read))
-    }
-
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Write))
-    }
+    super::timeout_methods!();
 
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get().take_error()

@@ -61,8 +61,11 @@
 //!    sees the other — either the submitter sees the idle P and wakes someone,
 //!    or the M sees the work and takes a P back.
 //! 6. **Sleep.** The M puts itself on the idle M list and waits on its futex
-//!    word. A waker sets the M's `next_p` (and spinning flag), then stores 1 to
-//!    the word (Release) and `FUTEX_WAKE`s it.
+//!    word, at most until the earliest timer of any P (`timers.rs`); then it
+//!    takes an idle P itself to run the due timers. A waker sets the M's
+//!    `next_p` (and spinning flag), then stores 1 to the word (Release) and
+//!    `FUTEX_WAKE`s it. The last M to sleep with no timer pending checks for
+//!    a deadlock (`deadlock.rs`).
 //!
 //! Before sleeping, an M trims up to 64 idle stacks (`pool.rs`), so trimming
 //! never lands on the spawn path.

@@ -2,7 +2,8 @@
 //!
 //! # Design
 //!
-//! Every P owns a min-heap of timers ordered by deadline, behind its own
+//! Every P owns a queue of timers ordered by deadline (a min-heap plus a
+//! FIFO run for deadlines pushed in order; see `Heap`), behind its own
 //! spin lock, and mirrors the earliest deadline in an atomic (`next`), so the
 //! schedule loop learns "nothing due" from one load without locking. A timer
 //! goes into the heap of the P that arms it, so the common case — a goroutine

@@ -20,8 +20,8 @@
 //! goroutine may resume on another OS thread after it switches out.
 
 pub use goro_runtime::{
-    chan, go, net, run, select, sync, time, yield_now, Builder, JoinHandle, Runtime,
-    RuntimeBuilder, ABANDONED,
+    blocking, chan, go, net, preempt, run, select, sync, time, yield_now, Builder, JoinHandle,
+    Runtime, RuntimeBuilder, ABANDONED,
 };
 
 /// Queries about the current runtime (Go's `runtime` package).

@@ -42,8 +42,10 @@
 
 pub mod arch;
 pub mod chan;
+pub mod blocking;
 mod config;
 pub mod net;
+pub mod preempt;
 pub mod runtime;
 pub mod sched;
 mod spawn;
@@ -54,6 +56,7 @@ pub mod time;
 mod util;
 
 pub use runtime::{run, Runtime, RuntimeBuilder};
+pub use blocking::blocking;
 pub use sched::yield_now;
 pub use sched::{JoinHandle, ABANDONED};
 pub use spawn::{go, Builder};

@@ -45,6 +45,9 @@ use crate::stack::DEFAULT_STACK_SIZE;
 /// Go's default limit on threads (`debug.SetMaxThreads`).
 const DEFAULT_MAX_THREADS: usize = 10_000;
 
+/// Go's time slice: sysmon preempts a goroutine that ran this long.
+const DEFAULT_PREEMPT_SLICE: Duration = Duration::from_millis(10);
+
 /// How long shutdown gives idle Ms to notice and exit, at least.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
 
@@ -82,6 +85,7 @@ pub struct RuntimeBuilder {
     stack_size: Option<usize>,
     max_threads: Option<usize>,
     netpoll: Option<goro_netpoll::BackendKind>,
+    preempt_slice: Option<Duration>,
 }
 
 impl RuntimeBuilder {
@@ -110,6 +114,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long a goroutine may run without switching before sysmon
+    /// preempts it (default 10 ms, as Go; overrides
+    /// `GORO_DEBUG=preemptslice=…`). A tuning and testing knob: shorter
+    /// slices cost a signal (8–16 µs on the victim) per slice.
+    pub fn preempt_slice(mut self, slice: Duration) -> RuntimeBuilder {
+        self.preempt_slice = Some(slice);
+        self
+    }
+
     /// Builds the runtime. No thread starts until there is work.
     ///
     /// # Errors
@@ -134,11 +147,19 @@ impl RuntimeBuilder {
         }
         let stack_size = crate::stack::round_size(stack_size)?;
         crate::sched::overflow::install();
+        let async_preempt =
+            !environment.debug.async_preempt_off && crate::sched::preempt::install();
+        let preempt_slice = self
+            .preempt_slice
+            .or(environment.debug.preempt_slice)
+            .unwrap_or(DEFAULT_PREEMPT_SLICE);
         let shared = Arc::new(Shared::new(Config {
             procs,
             stack_size,
             max_threads,
             netpoll: self.netpoll.or(environment.netpoll),
+            async_preempt,
+            preempt_slice: u64::try_from(preempt_slice.as_nanos()).unwrap_or(u64::MAX).max(1),
         }));
         tracing::debug!(procs, stack_size, max_threads, "runtime built");
         Ok(Runtime {
@@ -256,6 +277,7 @@ impl Runtime {
             pause = (pause * 2).min(Duration::from_millis(1));
         }
         self.shared.stopping.store(true, Ordering::Release);
+        self.shared.sysmon.stop();
         // The netpoller readies goroutines from its own thread: stop and join
         // it (closing its ring) before goroutines are abandoned below.
         if let Some(poller) = self.shared.netpoll.get() {

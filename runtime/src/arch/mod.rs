@@ -39,7 +39,7 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{start, switch};
+pub use x86_64::{preempt_trampoline, set_xsave, start, switch};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("goro supports x86_64 Linux only for now (aarch64 is planned)");

@@ -120,3 +120,96 @@ pub unsafe fn start(
 unsafe extern "C" fn goroutine_start() -> ! {
     naked_asm!("call rcx", "ud2")
 }
+
+/// How the preemption trampoline saves the extended register state:
+/// 0 `fxsave64` (x87 and SSE only, no XSAVE), 1 `xsave64`, 2 `xsavec64`.
+/// Set once by `preempt::install`, before any preemption signal is sent.
+#[no_mangle]
+static mut GORO_RUNTIME_XSAVE_MODE_V0: u64 = 0;
+/// Bytes to reserve for the save area (a multiple of 64).
+#[no_mangle]
+static mut GORO_RUNTIME_XSAVE_SIZE_V0: u64 = 512;
+
+/// Sets the trampoline's save mode and area size.
+///
+/// # Safety
+/// Call before any preemption signal can be sent (once, at install).
+pub unsafe fn set_xsave(mode: u64, size: u64) {
+    // SAFETY: written once, before any reader (the trampoline) can run.
+    unsafe {
+        GORO_RUNTIME_XSAVE_MODE_V0 = mode;
+        GORO_RUNTIME_XSAVE_SIZE_V0 = size.div_ceil(64) * 64;
+    }
+}
+
+/// The async-preemption trampoline (Go's `asyncPreempt`). The SIGURG
+/// handler points the interrupted RIP here, having pushed the old RIP below
+/// the 128-byte red zone, so this runs as if the interrupted code had called
+/// it, on the goroutine's stack. It saves RFLAGS, every general-purpose
+/// register and the whole extended state (`xsavec64`/`xsave64`: x87, SSE,
+/// AVX, AVX-512, MXCSR; AMX tile data excepted), calls `park` — which
+/// switches the goroutine out and returns once it is resumed, perhaps on
+/// another thread — then restores all of it and returns to the interrupted
+/// instruction with `ret 128`, which also drops the red zone the handler
+/// skipped, so RSP is exactly the interrupted one. Nothing here depends on the thread: migration is free.
+///
+/// # Safety
+/// Entered only by the preemption handler's context rewrite.
+#[unsafe(naked)]
+pub unsafe extern "C" fn preempt_trampoline() {
+    naked_asm!(
+        // [rsp] = the interrupted RIP ("return address").
+        "pushfq",
+        "push rax", "push rcx", "push rdx", "push rbx", "push rbp",
+        "push rsi", "push rdi", "push r8", "push r9", "push r10",
+        "push r11", "push r12", "push r13", "push r14", "push r15",
+        "mov rbp, rsp",
+        "sub rsp, qword ptr [rip + GORO_RUNTIME_XSAVE_SIZE_V0]",
+        "and rsp, -64",
+        // The XSAVE header (bytes 512..576) must start zeroed.
+        "xor eax, eax",
+        "mov qword ptr [rsp + 512], rax",
+        "mov qword ptr [rsp + 520], rax",
+        "mov qword ptr [rsp + 528], rax",
+        "mov qword ptr [rsp + 536], rax",
+        "mov qword ptr [rsp + 544], rax",
+        "mov qword ptr [rsp + 552], rax",
+        "mov qword ptr [rsp + 560], rax",
+        "mov qword ptr [rsp + 568], rax",
+        // Requested-feature bitmap: everything but AMX (bits 17 and 18).
+        "mov eax, 0xFFF9FFFF",
+        "mov edx, 0xFFFFFFFF",
+        "mov rcx, qword ptr [rip + GORO_RUNTIME_XSAVE_MODE_V0]",
+        "cmp rcx, 2",
+        "je 3f",
+        "cmp rcx, 1",
+        "je 2f",
+        "fxsave64 [rsp]",
+        "jmp 4f",
+        "2:",
+        "xsave64 [rsp]",
+        "jmp 4f",
+        "3:",
+        "xsavec64 [rsp]",
+        "4:",
+        "call {park}",
+        "mov eax, 0xFFF9FFFF",
+        "mov edx, 0xFFFFFFFF",
+        "cmp qword ptr [rip + GORO_RUNTIME_XSAVE_MODE_V0], 0",
+        "jne 5f",
+        "fxrstor64 [rsp]",
+        "jmp 6f",
+        "5:",
+        "xrstor64 [rsp]",
+        "6:",
+        "mov rsp, rbp",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11",
+        "pop r10", "pop r9", "pop r8", "pop rdi", "pop rsi",
+        "pop rbp", "pop rbx", "pop rdx", "pop rcx", "pop rax",
+        "popfq",
+        // Pop the interrupted RIP and skip the red zone the handler left
+        // above it: RSP is exactly the interrupted one again.
+        "ret 128",
+        park = sym crate::sched::preempt::park_preempted,
+    )
+}

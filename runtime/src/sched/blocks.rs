@@ -47,13 +47,12 @@ fn class_layout(class: usize) -> Layout {
 
 /// Runs `f` on the calling M's block cache, if it holds a P.
 fn with_cache<R>(f: impl FnOnce(&mut BlockCache) -> R) -> Option<R> {
+    let _section = super::locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     let m = unsafe { current_m().as_ref() }?;
-    if m.p.get().is_null() {
-        return None;
-    }
+    let p = m.own_p()?;
     // SAFETY: this M holds the P, and the borrow ends before any switch.
-    Some(f(unsafe { m.p().blocks() }))
+    Some(f(unsafe { p.blocks() }))
 }
 
 /// Allocates memory for `layout`. Aborts on exhaustion, as `Box` does.

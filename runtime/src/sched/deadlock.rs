@@ -54,7 +54,8 @@ pub(crate) fn check(shared: &Shared, m_threads: usize) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return;
     };
-    if tasks.count() != m_threads + blocked {
+    let sysmon = usize::from(shared.sysmon.is_running());
+    if tasks.count() != m_threads + blocked + sysmon {
         return;
     }
     report(shared);

@@ -31,6 +31,8 @@ pub(crate) struct Idle {
     pub npidle: AtomicUsize,
     /// Ms looking for work while holding a P.
     pub nmspinning: AtomicUsize,
+    /// `max_threads` was reached once (the warning is given once).
+    warned_max_threads: std::sync::atomic::AtomicBool,
 }
 
 struct Synced {
@@ -52,7 +54,15 @@ impl Idle {
             }),
             npidle: AtomicUsize::new(procs),
             nmspinning: AtomicUsize::new(0),
+            warned_max_threads: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Counts a P off the idle list, and wakes sysmon if it sleeps deeply
+    /// (it does while every P is idle).
+    fn p_left_idle(&self, shared: &Shared) {
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        shared.sysmon.note_busy();
     }
 
     fn lock(&self) -> MutexGuard<'_, Synced> {
@@ -73,12 +83,14 @@ impl Idle {
         if !shared.injector.is_empty() {
             return false;
         }
+        p.owner.store(0, Ordering::Release);
         synced.idle_ps.push(p.index);
         self.npidle.fetch_add(1, Ordering::SeqCst);
         true
     }
 
     pub(crate) fn release_p_at_exit(&self, p: &P) {
+        p.owner.store(0, Ordering::Release);
         self.lock().idle_ps.push(p.index);
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
@@ -86,7 +98,7 @@ impl Idle {
     /// Takes an idle P, if any.
     pub(crate) fn take_p<'a>(&self, shared: &'a Shared) -> Option<&'a P> {
         let index = self.lock().idle_ps.pop()?;
-        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.p_left_idle(shared);
         Some(&shared.ps[index])
     }
 
@@ -108,7 +120,7 @@ impl Idle {
             // failed). Its `start_m` ran under this lock, so we see its push.
             if !shared.injector.is_empty() {
                 if let Some(index) = synced.idle_ps.pop() {
-                    self.npidle.fetch_sub(1, Ordering::SeqCst);
+                    self.p_left_idle(shared);
                     return &shared.ps[index];
                 }
             }
@@ -142,7 +154,7 @@ impl Idle {
             };
             if let Some(index) = synced.idle_ps.pop() {
                 synced.idle_ms.remove(position);
-                self.npidle.fetch_sub(1, Ordering::SeqCst);
+                self.p_left_idle(shared);
                 return &shared.ps[index];
             }
             drop(synced);
@@ -174,7 +186,40 @@ impl Idle {
             }
             return;
         };
-        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.p_left_idle(shared);
+        self.start_m_with(shared, synced, index, spinning);
+    }
+
+    /// Go's `handoffp`: `p` was taken from an M blocked in a system call
+    /// (its owner word already cleared). If it has work, or timers, or
+    /// nobody is looking for work, an M gets it; otherwise it goes idle.
+    pub(crate) fn handoff_p(&self, shared: &Shared, p: &P) {
+        let has_work = !shared.stealers[p.index].is_empty()
+            || p.has_runnext()
+            || !shared.injector.is_empty()
+            || p.timers.next() != NEVER;
+        let synced = self.lock();
+        if has_work && !shared.is_stopping() {
+            self.start_m_with(shared, synced, p.index, false);
+            return;
+        }
+        let mut synced = synced;
+        synced.idle_ps.push(p.index);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+        drop(synced);
+        // Work may have arrived meanwhile; a spinner will find it.
+        wakep_global(shared);
+    }
+
+    /// Starts an M (idle or new) with the P at `index`, which the caller
+    /// took off the idle list (or out of a system call) under `synced`.
+    fn start_m_with(
+        &self,
+        shared: &Shared,
+        mut synced: MutexGuard<'_, Synced>,
+        index: usize,
+        spinning: bool,
+    ) {
         let p: *const P = &shared.ps[index];
         if let Some(m) = synced.idle_ms.pop() {
             drop(synced);
@@ -192,16 +237,22 @@ impl Idle {
             if spinning {
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
             }
-            tracing::warn!(
-                max = shared.config.max_threads,
-                "max_threads reached; not starting an M"
-            );
+            if !self.warned_max_threads.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max = shared.config.max_threads,
+                    "goro: max_threads reached; work waits for a running M (said once)"
+                );
+            }
             return;
         }
         let id = synced.next_m_id;
         synced.next_m_id += 1;
         match start_thread(shared, id, p, spinning) {
-            Ok(record) => synced.threads.push(record),
+            Ok(record) => {
+                synced.threads.push(record);
+                drop(synced);
+                shared.sysmon.ensure_started(shared);
+            }
             Err(error) => {
                 synced.idle_ps.push(index);
                 self.npidle.fetch_add(1, Ordering::SeqCst);
@@ -225,12 +276,14 @@ impl Idle {
         let Some(index) = synced.idle_ps.pop() else {
             return Ok(());
         };
-        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.p_left_idle(shared);
         let id = synced.next_m_id;
         synced.next_m_id += 1;
         match start_thread(shared, id, &shared.ps[index], false) {
             Ok(record) => {
                 synced.threads.push(record);
+                drop(synced);
+                shared.sysmon.ensure_started(shared);
                 Ok(())
             }
             Err(error) => {

@@ -20,7 +20,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 
 use super::g::GRef;
 use super::p::P;
@@ -63,6 +63,8 @@ pub(crate) enum Pending {
     Park,
     /// Recycle the dead G.
     Exit,
+    /// Async preemption: re-queue on the global queue (`preempt.rs`).
+    Preempted,
 }
 
 /// A park's unlock closure, lifetime erased (see `schedule::park`).
@@ -93,6 +95,24 @@ pub(crate) struct M {
     /// Futex word: 1 when woken.
     pub wake_word: AtomicU32,
     pub exited: AtomicBool,
+    /// This thread's "locks" count (`locks.rs`), for sysmon to read; set by
+    /// the thread itself at start.
+    pub locks: AtomicPtr<AtomicU32>,
+    /// The kernel thread id, for `tgkill`; set at start.
+    pub tid: AtomicI32,
+    /// The clock of this thread's CPU time, for sysmon; set at start.
+    pub cpu_clock: AtomicI32,
+    /// A preemption signal is on its way (dedupes SIGURG per M).
+    pub preempt_requested: AtomicBool,
+    /// The G inside `blocking()`, with `curg` cleared meanwhile.
+    pub blocking_g: Cell<Option<GRef>>,
+    /// The P this M left in `Syscall` state on entering `blocking()`.
+    pub syscall_p: Cell<*const P>,
+    /// Depth of `goro::preempt::disable()` guards on this M's goroutine.
+    pub preempt_off: Cell<u32>,
+    /// sysmon took this M's P while it sat in the kernel, and the M has not
+    /// been back to the scheduler since: its goroutine runs without a P.
+    pub orphaned: AtomicBool,
 }
 
 // SAFETY: the Cell/UnsafeCell fields are used only by the M's own thread; the
@@ -120,7 +140,68 @@ impl M {
             next_spinning: AtomicBool::new(false),
             wake_word: AtomicU32::new(0),
             exited: AtomicBool::new(false),
+            locks: AtomicPtr::new(ptr::null_mut()),
+            tid: AtomicI32::new(0),
+            cpu_clock: AtomicI32::new(-1),
+            preempt_requested: AtomicBool::new(false),
+            blocking_g: Cell::new(None),
+            syscall_p: Cell::new(ptr::null()),
+            preempt_off: Cell::new(0),
+            orphaned: AtomicBool::new(false),
         }
+    }
+
+    /// This M's identity in `P::owner`.
+    pub(crate) fn owner_tag(&self) -> usize {
+        self as *const M as usize
+    }
+
+    /// Takes `p` (from the idle list, a waker or a system call's exit).
+    pub(crate) fn install_p(&self, p: *const P) {
+        if let Some(p) = (!p.is_null()).then(|| {
+            // SAFETY: non-null P pointers point into `Shared::ps`.
+            unsafe { &*p }
+        }) {
+            p.owner.store(self.owner_tag(), Ordering::Release);
+            self.orphaned.store(false, Ordering::Relaxed);
+        }
+        self.p.set(p);
+    }
+
+    /// The P this M holds, checked: `None` if it has none, or if sysmon took
+    /// it while the M was blocked in the kernel (then the M tries for an
+    /// idle P before giving up). A door calls this with the "locks" count
+    /// raised, which keeps sysmon from taking the P until the count drops.
+    #[inline]
+    pub(crate) fn own_p(&self) -> Option<&P> {
+        let p = self.p.get();
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: non-null P pointers point into `Shared::ps`.
+        let p = unsafe { &*p };
+        if p.owner.load(Ordering::Acquire) == self.owner_tag() {
+            return Some(p);
+        }
+        self.lost_p(p)
+    }
+
+    #[cold]
+    fn lost_p<'a>(&'a self, p: &'a P) -> Option<&'a P> {
+        loop {
+            match p.owner.load(Ordering::Acquire) {
+                // sysmon is deciding (it saw our count at 0 an instant ago);
+                // it settles within a `membarrier`.
+                owner if owner == super::p::RETAKING => std::hint::spin_loop(),
+                owner if owner == self.owner_tag() => return Some(p),
+                _ => break,
+            }
+        }
+        self.p.set(ptr::null());
+        let shared = self.shared();
+        let p = shared.idle.take_p(shared)?;
+        self.install_p(p);
+        Some(p)
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -196,12 +277,18 @@ fn m_main(m: MPtr) {
         tracing::warn!(%error, m = m.id, "no alternate signal stack: stack overflow reports disabled");
     }
     CURRENT_M.with(|c| c.set(m));
-    m.p.set(m.next_p.swap(ptr::null_mut(), Ordering::Acquire));
+    m.locks
+        .store(super::locks::address().cast_mut(), Ordering::Release);
+    m.tid.store(sys::gettid(), Ordering::Release);
+    m.cpu_clock
+        .store(sys::thread::thread_cpu_clock().unwrap_or(-1), Ordering::Release);
+    super::preempt::prepare_thread();
+    m.install_p(m.next_p.swap(ptr::null_mut(), Ordering::Acquire));
     m.spinning.set(m.next_spinning.load(Ordering::Relaxed));
     tracing::trace!(m = m.id, "M start");
     super::schedule::schedule_loop(m);
-    if !m.p.get().is_null() {
-        m.shared().idle.release_p_at_exit(m.p());
+    if let Some(p) = m.own_p() {
+        m.shared().idle.release_p_at_exit(p);
         m.p.set(ptr::null());
     }
     CURRENT_M.with(|c| c.set(ptr::null()));

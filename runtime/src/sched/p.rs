@@ -20,8 +20,23 @@ pub const FREE_CACHE_MAX: usize = 64;
 /// Goroutine ids a P takes from the shared counter at a time (Go's goidcache).
 const ID_BATCH: u64 = 16;
 
+/// `P::owner` while sysmon decides whether to take the P from an M blocked
+/// in the kernel (`sysmon.rs`).
+pub(crate) const RETAKING: usize = 1;
+/// Tag bit of `P::owner`: the owning M is inside `blocking()`, and the P may
+/// be taken by a compare-exchange (M addresses are aligned, so bit 1 is free).
+pub(crate) const SYSCALL: usize = 2;
+
 pub(crate) struct P {
     pub index: usize,
+    /// Who holds the P: 0 while idle; the holding M's address (`M::owner_tag`)
+    /// while it runs; that address `| SYSCALL` while it is inside
+    /// `blocking()`; `RETAKING` while sysmon decides. An M that finds its
+    /// address gone (`M::own_p`) has lost the P.
+    pub owner: std::sync::atomic::AtomicUsize,
+    /// Counts `blocking()` entries, so sysmon tells one long call from two
+    /// short ones (Go's `syscalltick`).
+    pub syscalltick: AtomicU64,
     /// Go's `runnext`: the G to run next, ahead of the queue (set by spawn and
     /// `ready` so a producer/consumer pair keeps handing off on one P). Owner
     /// and thieves take it with `swap`.
@@ -55,6 +70,8 @@ impl P {
     pub(crate) fn new(index: usize, local: Worker<GRef>) -> P {
         P {
             index,
+            owner: std::sync::atomic::AtomicUsize::new(0),
+            syscalltick: AtomicU64::new(0),
             runnext: AtomicPtr::new(ptr::null_mut()),
             local: UnsafeCell::new(local),
             schedtick: AtomicU64::new(0),

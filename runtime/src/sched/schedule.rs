@@ -32,6 +32,7 @@ use crossbeam_deque::Steal;
 
 use super::g::{GRef, Status, WaitReason, G};
 use super::idle::{wakep, wakep_global};
+use super::locks;
 use super::m::{current_m, Pending, Unlock, M};
 use super::p::P;
 use super::pool;
@@ -64,11 +65,15 @@ const TIMER_CHECK_INTERVAL: u64 = 8;
 /// g0's loop: find a G, run it, handle what it left pending, repeat. Returns
 /// when the runtime stops.
 pub(crate) fn schedule_loop(m: &M) {
+    // g0 runs scheduler code only, so it holds one "locks" count for good
+    // (`locks.rs`): it is never preempted and its P is never taken.
+    locks::acquire();
     while let Some(g) = find_runnable(m) {
         execute(m, g);
         // Back on g0: some G switched here with a pending action.
         finish_switch(m);
     }
+    locks::release();
 }
 
 /// Runs `g` on this M from g0.
@@ -132,16 +137,47 @@ fn next_local(shared: &Shared, p: &P) -> Option<GRef> {
     }
 }
 
-/// Switches the current G out, leaving `pending` for whoever runs next on
-/// this M. Returns when the G is resumed (possibly on another M). `m` is the
-/// caller's current M, read just before; it is not used after the switch.
+/// The current M, read once the caller has raised the "locks" count (so the
+/// goroutine cannot migrate before it uses the M).
+///
+/// # Panics
+/// Outside a goroutine, naming `what`.
 #[inline(always)]
-fn switch_out(m: &M, pending: Pending) {
+fn locked_goroutine_m(what: &str) -> &'static M {
+    // SAFETY: a non-null current M is this thread's live M; it outlives
+    // the door that asks (Ms are freed only after their thread exits).
+    match unsafe { current_m().as_ref() } {
+        Some(m) if m.curg.get().is_some() => m,
+        _ => {
+            locks::release();
+            panic!("goro: {what} called outside a goroutine")
+        }
+    }
+}
+
+/// Switches the current G out, leaving `pending` for whoever runs next on
+/// this M. Returns when the G is resumed (possibly on another M). The caller
+/// raised the "locks" count and read `m` after that; the count travels with
+/// the switch and is dropped here once the G is back (`locks.rs`).
+#[inline(always)]
+pub(crate) fn switch_out_locked(m: &M, pending: Pending) {
     let current = m.curg.get().expect("goro: switch_out outside a goroutine");
+    if m.preempt_off.get() != 0 {
+        crate::sys::write_stderr(
+            b"fatal error: goro: a goroutine switched out (yield, park, channel or lock wait) \
+              while holding goro::preempt::disable()\n",
+        );
+        crate::sys::abort();
+    }
     m.pending.set(pending);
     m.pending_g.set(Some(current));
     let shared = m.shared();
-    match next_local(shared, m.p()) {
+    let next = match m.own_p() {
+        Some(p) => next_local(shared, p),
+        // No P (it was taken while we sat in the kernel): g0 requeues us.
+        None => None,
+    };
+    match next {
         Some(next) => {
             m.p().tick();
             m.curg.set(Some(next));
@@ -158,6 +194,7 @@ fn switch_out(m: &M, pending: Pending) {
     // Resumed, perhaps on another thread: re-read the M (see m.rs).
     // SAFETY: we run as a goroutine, so the current M is non-null.
     finish_switch(unsafe { &*current_m() });
+    locks::release();
 }
 
 /// Carries out what the previous G on this M left pending (module doc).
@@ -174,8 +211,15 @@ pub(crate) fn finish_switch(m: &M) {
         Pending::None => {}
         Pending::Yield => {
             g.set_status(Status::Runnable);
-            // SAFETY: this M holds its P, and `g` is in no queue.
-            unsafe { m.p().put(g, false) };
+            put_local_or_global(m, g, false);
+        }
+        Pending::Preempted => {
+            // Go's `gopreempt_m`: to the global queue, so any P may take it
+            // and whatever waited behind it on this P runs first.
+            g.set_status(Status::Runnable);
+            let shared = m.shared();
+            shared.injector.push(g);
+            wakep_global(shared);
         }
         Pending::Park => {
             g.set_status(Status::Waiting);
@@ -193,14 +237,29 @@ pub(crate) fn finish_switch(m: &M) {
                 "goro: a park's unlock switched goroutines"
             );
             if !parked && g.try_make_runnable() {
-                // SAFETY: this M holds its P; `g` is Runnable and unqueued.
-                unsafe { m.p().put(g, true) };
+                put_local_or_global(m, g, true);
             }
         }
         Pending::Exit => {
             g.set_status(Status::Dead);
-            pool::put(m.shared(), Some(m.p()), g);
+            // SAFETY: a non-null P pointer of this M is its own P.
+            let p = unsafe { m.p.get().as_ref() };
+            pool::put(m.shared(), p, g);
         }
+    }
+}
+
+/// Queues a Runnable `g` on this M's P, or — on an M whose P was taken
+/// while it sat in the kernel — on the global queue.
+fn put_local_or_global(m: &M, g: GRef, next: bool) {
+    if m.p.get().is_null() {
+        let shared = m.shared();
+        shared.injector.push(g);
+        wakep_global(shared);
+    } else {
+        // SAFETY: this M holds its P (a switch's count kept it), and `g` is
+        // Runnable and in no queue.
+        unsafe { m.p().put(g, next) };
     }
 }
 
@@ -223,6 +282,9 @@ fn find_runnable(m: &M) -> Option<GRef> {
     let shared = m.shared();
     loop {
         if shared.is_stopping() {
+            return None;
+        }
+        if m.p.get().is_null() && !acquire_p_for_g0(shared, m) {
             return None;
         }
         let p = m.p();
@@ -261,7 +323,7 @@ fn find_runnable(m: &M) -> Option<GRef> {
         let deadline = timers::earliest(shared);
         if shared.any_work() || (deadline != NEVER && deadline <= timers::now()) {
             if let Some(p) = shared.idle.take_p(shared) {
-                m.p.set(p);
+                m.install_p(p);
                 if was_spinning {
                     m.spinning.set(true);
                     shared.idle.nmspinning.fetch_add(1, Ordering::SeqCst);
@@ -275,8 +337,25 @@ fn find_runnable(m: &M) -> Option<GRef> {
         if p.is_null() {
             return None;
         }
-        m.p.set(p);
+        m.install_p(p);
     }
+}
+
+/// g0 of an M without a P (back from a system call whose P was handed off,
+/// or having lost it in the kernel): takes an idle P, or sleeps until a
+/// waker hands it one (Go's `stopm`). False when the runtime stops.
+fn acquire_p_for_g0(shared: &Shared, m: &M) -> bool {
+    m.orphaned.store(false, Ordering::Relaxed);
+    if let Some(p) = shared.idle.take_p(shared) {
+        m.install_p(p);
+        return true;
+    }
+    let p = shared.idle.sleep(shared, m, timers::earliest(shared));
+    if p.is_null() {
+        return false;
+    }
+    m.install_p(p);
+    true
 }
 
 /// Steals from other Ps in random order, for up to `SPIN_FOR`.
@@ -355,13 +434,9 @@ fn reset_spinning(m: &M) {
 /// # Panics
 /// Outside a goroutine.
 pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
-    let m = current_m();
-    assert!(!m.is_null(), "goro: park() called outside a goroutine");
-    // SAFETY: non-null: our M.
-    let g = unsafe { &*m }
-        .curg
-        .get()
-        .expect("goro: park() called outside a goroutine");
+    locks::acquire();
+    let m = locked_goroutine_m("park()");
+    let g = m.curg.get().expect("goro: park() called outside a goroutine");
     g.set_wait_reason(reason);
     tracing::trace!(goroutine = g.id(), reason = reason.as_str(), "park");
     let mut unlock = Some(unlock);
@@ -374,10 +449,8 @@ pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
     // and `finish_switch` calls it exactly once before anyone can resume us.
     // SAFETY: so erasing its lifetime is sound (see above).
     let call: Unlock = unsafe { std::mem::transmute(call) };
-    // SAFETY: non-null: our M (checked above).
-    let m = unsafe { &*m };
     m.park_unlock.set(Some(call));
-    switch_out(m, Pending::Park);
+    switch_out_locked(m, Pending::Park);
     g.set_wait_reason(WaitReason::None);
 }
 
@@ -415,18 +488,21 @@ fn ready_to(g: GRef, next: bool, wake: bool) {
     );
     // SAFETY: a G's Shared outlives it (g.rs module doc).
     let shared = unsafe { &*g.shared };
-    let m = current_m();
+    let section = locks::Section::enter();
     // SAFETY: non-null current M is this thread's live M.
-    if let Some(m) = unsafe { m.as_ref() } {
-        if ptr::eq(m.shared, shared) && !m.p.get().is_null() {
-            // SAFETY: this M holds its P; `g` is Runnable and unqueued.
-            unsafe { m.p().put(g, next) };
-            if wake {
-                wakep(shared);
+    if let Some(m) = unsafe { current_m().as_ref() } {
+        if ptr::eq(m.shared, shared) {
+            if let Some(p) = m.own_p() {
+                // SAFETY: this M holds `p`; `g` is Runnable and unqueued.
+                unsafe { p.put(g, next) };
+                if wake {
+                    wakep(shared);
+                }
+                return;
             }
-            return;
         }
     }
+    drop(section);
     // From a foreign thread or another runtime, nothing keeps this runtime
     // alive once the G is pushed: an M could run it to completion and the
     // runtime be dropped while we are still in `wakep`. Pin it first. (Until
@@ -445,10 +521,14 @@ fn ready_to(g: GRef, next: bool, wake: bool) {
 
 /// Go's `Gosched`: lets other goroutines run; this one stays runnable.
 pub fn yield_now() {
+    locks::acquire();
     // SAFETY: a non-null current M is this thread's live M.
     match unsafe { current_m().as_ref() } {
-        Some(m) if m.curg.get().is_some() => switch_out(m, Pending::Yield),
-        _ => std::thread::yield_now(),
+        Some(m) if m.curg.get().is_some() => switch_out_locked(m, Pending::Yield),
+        _ => {
+            locks::release();
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -462,6 +542,7 @@ pub fn in_goroutine() -> bool {
 /// current M is running), or `None` outside a goroutine. Diagnostics and
 /// tests use it; it is not meant for goroutine-local storage.
 pub fn current_goroutine_id() -> Option<u64> {
+    let _section = locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     unsafe { current_m().as_ref() }
         .and_then(|m| m.curg.get())
@@ -482,13 +563,18 @@ pub(crate) fn spawn_here(
     name: Option<Box<str>>,
     stack_size: Option<usize>,
 ) -> Result<u64, SpawnError> {
+    let _section = locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     let m = match unsafe { current_m().as_ref() } {
         Some(m) if m.curg.get().is_some() => m,
         _ => return Err(SpawnError::NoRuntime),
     };
     let shared = m.shared();
-    let p = m.p();
+    let Some(p) = m.own_p() else {
+        // An M whose P was taken while it sat in the kernel: spawn as a
+        // foreign thread would, onto the global queue.
+        return spawn_external(shared, task, name, stack_size).map_err(SpawnError::Stack);
+    };
     let size = stack_size.unwrap_or(shared.config.stack_size);
     let g = pool::get(shared, Some(p), size).map_err(SpawnError::Stack)?;
     // SAFETY: this M holds `p`.
@@ -535,6 +621,8 @@ extern "C" fn goroutine_entry(g: usize) -> ! {
     let g = unsafe { GRef::from_ptr(g as *mut G) };
     // SAFETY: goroutines run on Ms, so the current M is non-null.
     finish_switch(unsafe { &*current_m() });
+    // The count our starter raised for the switch (`locks.rs`).
+    locks::release();
     // SAFETY: the G is Running on this M: we own it.
     if let Some(task) = unsafe { g.task() } {
         // SAFETY: this goroutine owns the task and runs it once.
@@ -542,10 +630,16 @@ extern "C" fn goroutine_entry(g: usize) -> ! {
     }
     // SAFETY: still our G; this drops the closure's Arc on the G's own stack.
     unsafe { g.clear_task() };
+    locks::acquire();
     // SAFETY: still on an M (perhaps another one).
     let m = unsafe { &*current_m() };
-    m.p().count_exit();
-    switch_out(m, Pending::Exit);
+    match m.own_p() {
+        Some(p) => p.count_exit(),
+        None => {
+            m.shared().external_exited.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+    switch_out_locked(m, Pending::Exit);
     crate::sys::write_stderr(b"fatal error: goro: a dead goroutine was resumed\n");
     crate::sys::abort()
 }

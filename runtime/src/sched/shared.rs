@@ -10,6 +10,7 @@ use super::g::GRef;
 use super::idle::Idle;
 use super::p::P;
 use super::pool::GlobalPool;
+use super::sysmon::Sysmon;
 
 /// Settings fixed when the runtime is built.
 #[derive(Clone, Debug)]
@@ -20,6 +21,11 @@ pub(crate) struct Config {
     /// A forced netpoll backend (`GORO_NETPOLL` or the builder); `None`
     /// tries io_uring, then epoll.
     pub netpoll: Option<goro_netpoll::BackendKind>,
+    /// Whether sysmon sends preemption signals (off with
+    /// `GORO_DEBUG=asyncpreemptoff=1`, or when the handler is unavailable).
+    pub async_preempt: bool,
+    /// The time slice, in nanoseconds, after which sysmon preempts.
+    pub preempt_slice: u64,
 }
 
 pub(crate) struct Shared {
@@ -35,6 +41,10 @@ pub(crate) struct Shared {
     pub all_gs: Mutex<Vec<GRef>>,
     /// Goroutines spawned from foreign threads (per-P counters hold the rest).
     pub external_spawned: AtomicU64,
+    /// Goroutines that returned on an M without a P.
+    pub external_exited: AtomicU64,
+    /// The system monitor (`sysmon.rs`).
+    pub sysmon: Sysmon,
     pub next_goroutine_id: AtomicU64,
     /// Set once by shutdown; Ms leave their loop at the next schedule point.
     pub stopping: AtomicBool,
@@ -63,6 +73,8 @@ impl Shared {
             pool: GlobalPool::default(),
             all_gs: Mutex::new(Vec::new()),
             external_spawned: AtomicU64::new(0),
+            external_exited: AtomicU64::new(0),
+            sysmon: Sysmon::default(),
             next_goroutine_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             netpoll: OnceLock::new(),
@@ -77,7 +89,10 @@ impl Shared {
     /// Goroutines spawned and not yet returned: the per-P counters summed.
     /// Exact whenever no goroutine is being spawned or returning meanwhile.
     pub(crate) fn live_goroutines(&self) -> usize {
-        let (mut spawned, mut exited) = (self.external_spawned.load(Ordering::Acquire), 0u64);
+        let (mut spawned, mut exited) = (
+            self.external_spawned.load(Ordering::Acquire),
+            self.external_exited.load(Ordering::Acquire),
+        );
         for p in self.ps.iter() {
             let (s, e) = p.goroutine_counts();
             spawned = spawned.wrapping_add(s);

@@ -418,11 +418,19 @@ pub(crate) fn earliest(shared: &Shared) -> u64 {
 /// # Panics
 /// Outside a goroutine (or an M holding a P), naming `what`.
 fn with_current_p<R>(what: &str, f: impl FnOnce(&Shared, &P) -> R) -> R {
+    let section = super::locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     let m = unsafe { current_m().as_ref() };
     match m {
-        Some(m) if !m.p.get().is_null() => f(m.shared(), m.p()),
-        _ => {
+        Some(m) => {
+            let shared = m.shared();
+            // An M without a P (inside `blocking()`, or whose P sysmon took)
+            // uses P 0's heap: any heap is locked and run by every M.
+            let p = m.own_p().unwrap_or(&shared.ps[0]);
+            f(shared, p)
+        }
+        None => {
+            drop(section);
             panic!("goro: {what} needs a goroutine (call it inside goro::run or Runtime::block_on)")
         }
     }

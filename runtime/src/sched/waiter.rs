@@ -152,10 +152,13 @@ pub(crate) fn prepare_wait() -> (Waiter, WaitHandle) {
 /// [`prepare_wait`] for a wait that may end at a deadline (`timed`), which
 /// a thread ends by itself, so it is not counted as blocked for good.
 pub(crate) fn prepare_wait_for(timed: bool) -> (Waiter, WaitHandle) {
+    // The count keeps us on this M while we read its goroutine.
+    let section = super::locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     if let Some(g) = unsafe { current_m().as_ref() }.and_then(|m| m.curg.get()) {
         return (Waiter::Goroutine(g), WaitHandle::Goroutine);
     }
+    drop(section);
     let waiter = ThreadWaiter::new(!timed);
     (Waiter::Thread(waiter.clone()), WaitHandle::Thread(waiter))
 }

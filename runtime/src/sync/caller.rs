@@ -14,10 +14,13 @@ use crate::sched::m::current_m;
 
 /// This goroutine's or thread's token; never 0.
 pub(crate) fn token() -> usize {
+    // The count keeps us on this M while we read its goroutine.
+    let section = crate::sched::locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     if let Some(g) = unsafe { current_m().as_ref() }.and_then(|m| m.curg.get()) {
         return g.as_ptr() as usize;
     }
+    drop(section);
     static NEXT: AtomicUsize = AtomicUsize::new(1);
     thread_local! {
         static THREAD: usize = (NEXT.fetch_add(1, Ordering::Relaxed) << 1) | 1;

@@ -8,6 +8,7 @@
 pub mod futex;
 pub mod net;
 pub mod signal;
+pub mod thread;
 
 use std::io;
 

@@ -93,3 +93,15 @@ impl Drop for AltStack {
         // `self._mapping` is unmapped when the fields drop, after this.
     }
 }
+
+/// Unblocks `signal` in the calling thread's mask.
+pub fn unblock(signal: libc::c_int) {
+    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
+    let mut set: libc::sigset_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: `set` is a valid sigset_t; the null old-set pointer is allowed.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}

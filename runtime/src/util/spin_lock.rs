@@ -13,10 +13,17 @@
 //! switch, on the same thread. A waiter spins with `spin_loop` and, after a
 //! short while, yields its thread, so a holder preempted by the OS (a foreign
 //! thread, say) costs the waiter time slices, not a livelock.
+//!
+//! Holding the lock raises the M's "locks" count (`sched/locks.rs`), taken
+//! before the first attempt and dropped after the release: a holder is never
+//! async-preempted, so a waiter on the same P cannot spin behind a holder
+//! that sits in a run queue.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::sched::locks;
 
 /// Spins before a waiter starts yielding its thread.
 const SPINS_BEFORE_YIELD: u32 = 64;
@@ -36,6 +43,7 @@ impl RawSpinLock {
     /// call and its register saves were a tenth of `buffered_128/1p`.
     #[inline]
     pub(crate) fn lock(&self) {
+        locks::acquire();
         if self
             .0
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -49,7 +57,7 @@ impl RawSpinLock {
     #[inline(never)]
     fn lock_contended(&self) {
         let mut spins = 0u32;
-        while !self.try_lock() {
+        while !self.try_take() {
             if spins < SPINS_BEFORE_YIELD {
                 spins += 1;
                 std::hint::spin_loop();
@@ -62,6 +70,17 @@ impl RawSpinLock {
     /// Takes the lock if it is free right now.
     #[inline]
     pub(crate) fn try_lock(&self) -> bool {
+        locks::acquire();
+        let taken = self.try_take();
+        if !taken {
+            locks::release();
+        }
+        taken
+    }
+
+    /// The lock word's test-and-test-and-set, without the count.
+    #[inline]
+    fn try_take(&self) -> bool {
         !self.0.load(Ordering::Relaxed)
             && self
                 .0
@@ -78,6 +97,7 @@ impl RawSpinLock {
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
         self.0.store(false, Ordering::Release);
+        locks::release();
     }
 }
 

@@ -1,0 +1,510 @@
+//! sysmon: the system monitor thread (Go's `sysmon`, `runtime/proc.go`).
+//!
+//! It holds no P and never runs goroutines. It starts with a runtime's first
+//! M and is joined at shutdown. Each tick it looks at every P's owner word
+//! (`P::owner`) and:
+//!
+//! 1. **retakes Ps from `blocking()` calls** (`owner = M | SYSCALL`) once the
+//!    same call (`syscalltick` unchanged) has lasted one tick, about 20 µs.
+//!    As in Go, a P with nothing queued is left alone for up to 10 ms while
+//!    other Ps are idle or spinning, since nobody needs it. A compare-exchange
+//!    against the M's own on the way out (`blocking.rs`) decides the race.
+//! 2. **hands off Ps of Ms blocked in the kernel outside `blocking()`**
+//!    (beyond Go): `std::thread::sleep`, a file read, a `std::sync::Mutex`
+//!    wait. See "Inside the kernel" below.
+//! 3. **preempts** a goroutine that has run for more than the time slice
+//!    (10 ms; `GORO_DEBUG=preemptslice=…`) — its P's `schedtick` has not
+//!    moved — by sending its M a SIGURG (`preempt.rs`), at most one
+//!    outstanding per M (`M::preempt_requested`).
+//!
+//! It does not poll the network: goro's netpoller is a thread of its own
+//! (`goro_netpoll`), which readies goroutines as completions arrive, so there
+//! is no "nobody polled for 10 ms" case to cover.
+//!
+//! # Sleeping
+//!
+//! The tick starts at 20 µs and doubles after 50 quiet ticks (1 ms) up to
+//! 10 ms, as Go's. It is cut short to the next moment something is due: the
+//! end of a running goroutine's time slice, or its next kernel check. While
+//! every P is idle sysmon sleeps on a futex with no timeout; whoever takes a
+//! P off the idle list wakes it (`Idle::p_left_idle`, one SeqCst load), so
+//! an idle runtime costs no sysmon CPU at all.
+//!
+//! # Inside the kernel
+//!
+//! When a P's `schedtick` has not moved for 1 ms, sysmon reads the CPU time
+//! of the owning M's thread (`clock_gettime` on its `pthread_getcpuclockid`
+//! clock: one system call, about 1 µs) and compares it with the previous
+//! reading, 1 ms earlier. A thread that got under a tenth of that interval on
+//! a CPU is not running: it sleeps in the kernel (or the OS has it
+//! descheduled, and then lending its P out costs nothing either). So the
+//! check costs one `clock_gettime` per busy P per millisecond, and nothing
+//! per 20 µs tick.
+//!
+//! Taking the P from an M that did not agree to it needs more than a
+//! compare-exchange: the M may wake at any moment and use its P without
+//! asking. So the M raises its "locks" count (`locks.rs`) before any use of
+//! its P, then checks that it still owns it (`M::own_p`); sysmon does the
+//! mirror image, asymmetrically fenced:
+//!
+//! 1. read the M's count: non-zero means runtime code, leave it;
+//! 2. `owner: M → RETAKING` (compare-exchange);
+//! 3. `membarrier(PRIVATE_EXPEDITED)`: every running thread of the process
+//!    executes a full barrier, so any count the M raised before its check of
+//!    `owner` is now visible here;
+//! 4. read the count again: non-zero, so the M may be using its P: put
+//!    `owner` back. Zero: any later check by the M sees `RETAKING` or its
+//!    loss, so clear `owner` and hand the P to another M (`Idle::handoff_p`).
+//!
+//! An M that sees `RETAKING` waits until step 4 settles it. This is the
+//! Dekker pattern with the M's side free of fences (Linux's `membarrier(2)`
+//! man page describes it), which keeps an `mfence` off every door into the
+//! scheduler; the `membarrier` costs sysmon a few µs, only when it hands off.
+//! Without `membarrier` (Linux < 4.14, or seccomp), this case is turned off
+//! and only `blocking()` hands off.
+//!
+//! The M whose P was taken is "orphaned": its goroutine runs without a P
+//! until it next enters the scheduler, where it tries for an idle P and
+//! otherwise queues itself globally (`schedule::switch_out_locked`). If it
+//! stays in user code past a time slice, sysmon preempts it like any other.
+//!
+//! # Rejected alternatives
+//!
+//! - **Reading `/proc/self/task/TID/stat`** for the thread state: an open,
+//!   read and close (about 10 µs) per check, and the state letter says no
+//!   more than the CPU clock does.
+//! - **A fence on the M's side** instead of `membarrier`: an `mfence` (about
+//!   30 cycles) on every park, ready and spawn, to speed up a rare event.
+//! - **Signalling the blocked M** so that it gives the P up itself: the
+//!   signal interrupts the system call (EINTR for the ones SA_RESTART does not
+//!   restart, such as `epoll_wait`), and a thread in an uninterruptible sleep
+//!   would not run the handler anyway.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::m::M;
+use super::p::{P, RETAKING, SYSCALL};
+use super::shared::Shared;
+use super::timers;
+use crate::sys::{futex, thread};
+
+/// The shortest tick (Go's 20 µs).
+const MIN_DELAY: u64 = 20_000;
+/// The longest tick (Go's 10 ms).
+const MAX_DELAY: u64 = 10_000_000;
+/// Quiet ticks before the tick starts doubling (Go's 50).
+const QUIET_TICKS: u32 = 50;
+/// A P with no work is left in its `blocking()` call this long while other
+/// Ps are idle or spinning (Go's 10 ms).
+const IDLE_SYSCALL_GRACE: u64 = 10_000_000;
+/// How long a P's `schedtick` must stand still before sysmon checks whether
+/// its M sits in the kernel, and how often it checks again.
+const KERNEL_CHECK: u64 = 1_000_000;
+/// A preemption signal that was not answered is sent again after this long.
+const RESIGNAL: u64 = 10_000_000;
+
+/// Counters for `stats()` and the tests.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// SIGURGs sent.
+    pub preempt_requested: AtomicU64,
+    /// Goroutines actually preempted (counted by the trampoline's park).
+    pub preempt_done: AtomicU64,
+    /// Ps retaken from `blocking()` calls.
+    pub syscall_retakes: AtomicU64,
+    /// Ps handed off from Ms blocked in the kernel outside `blocking()`.
+    pub blocked_handoffs: AtomicU64,
+}
+
+#[derive(Default)]
+pub(crate) struct Sysmon {
+    started: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Futex word: bumped to wake sysmon early (new work after a deep
+    /// sleep, or shutdown).
+    wake_word: AtomicU32,
+    /// Set while sysmon sleeps with no timeout (every P idle).
+    deep_sleep: AtomicBool,
+    pub counters: Counters,
+}
+
+/// What sysmon remembers about one P between ticks.
+#[derive(Clone, Copy, Default)]
+struct Watch {
+    /// The owner word last seen (0: nothing to watch).
+    owner: usize,
+    schedtick: u64,
+    /// When this owner and `schedtick` were first seen together.
+    since: u64,
+    syscalltick: u64,
+    /// The owning M's CPU time at `checked`.
+    cpu: u64,
+    checked: u64,
+    /// When sysmon last signalled the owner for this slice.
+    signalled: u64,
+}
+
+/// An M whose P was handed off while it sat in the kernel.
+struct Orphan {
+    m: *const M,
+    since: u64,
+    cpu: u64,
+    checked: u64,
+    signalled: u64,
+}
+
+struct SharedPtr(*const Shared);
+// SAFETY: sysmon is joined before the Shared is freed (`Sysmon::stop`,
+// called by shutdown; a runtime that is never shut down is leaked).
+unsafe impl Send for SharedPtr {}
+
+impl Sysmon {
+    /// Starts sysmon once per runtime (with its first M).
+    pub(crate) fn ensure_started(&self, shared: &Shared) {
+        if self.started.load(Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pointer = SharedPtr(shared);
+        let spawned = std::thread::Builder::new()
+            .name("goro-sysmon".into())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let pointer = pointer;
+                // SAFETY: see `SharedPtr`.
+                run(unsafe { &*pointer.0 });
+            });
+        match spawned {
+            Ok(handle) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle),
+            Err(error) => tracing::warn!(
+                %error,
+                "goro: cannot start sysmon: no preemption and no blocked-M handoff"
+            ),
+        }
+    }
+
+    /// Whether the sysmon thread is running (the deadlock check counts it).
+    pub(crate) fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Called when a P leaves the idle list: wakes a deeply sleeping sysmon.
+    #[inline]
+    pub(crate) fn note_busy(&self) {
+        if self.deep_sleep.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        self.wake_word.fetch_add(1, Ordering::SeqCst);
+        futex::wake_raw(self.wake_word.as_ptr() as usize, 1);
+    }
+
+    /// Stops and joins sysmon (shutdown, after `stopping` is set).
+    pub(crate) fn stop(&self) {
+        self.wake();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    /// Sleeps for `nanos`, or with no timeout while every P stays idle.
+    fn sleep(&self, shared: &Shared, nanos: u64) -> bool {
+        let seen = self.wake_word.load(Ordering::SeqCst);
+        let procs = shared.config.procs;
+        if shared.idle.npidle.load(Ordering::SeqCst) == procs {
+            self.deep_sleep.store(true, Ordering::SeqCst);
+            // Re-check after announcing the sleep: pairs with the SeqCst
+            // decrement and load in `Idle::p_left_idle`.
+            if shared.idle.npidle.load(Ordering::SeqCst) == procs && !shared.is_stopping() {
+                futex::wait(&self.wake_word, seen, None);
+            }
+            self.deep_sleep.store(false, Ordering::SeqCst);
+            return true;
+        }
+        futex::wait(&self.wake_word, seen, Some(Duration::from_nanos(nanos)));
+        false
+    }
+}
+
+fn run(shared: &Shared) {
+    thread::set_timer_slack(1_000);
+    let fenced = match thread::membarrier_register() {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, "goro: no membarrier; only blocking() hands Ps off");
+            false
+        }
+    };
+    let sysmon = &shared.sysmon;
+    let mut watches = vec![Watch::default(); shared.ps.len()];
+    let mut orphans: Vec<Orphan> = Vec::new();
+    let mut delay = MIN_DELAY;
+    let mut quiet = 0u32;
+    let mut next_event = u64::MAX;
+    loop {
+        if shared.is_stopping() {
+            return;
+        }
+        let now = timers::now();
+        let nap = delay.min(next_event.saturating_sub(now)).max(MIN_DELAY);
+        if orphans.is_empty() && sysmon.sleep(shared, nap) {
+            watches.fill(Watch::default());
+            delay = MIN_DELAY;
+            quiet = 0;
+            next_event = u64::MAX;
+            continue;
+        } else if !orphans.is_empty() {
+            futex::wait(
+                &sysmon.wake_word,
+                sysmon.wake_word.load(Ordering::SeqCst),
+                Some(Duration::from_nanos(nap)),
+            );
+        }
+        if shared.is_stopping() {
+            return;
+        }
+        let now = timers::now();
+        let mut tick = Tick {
+            shared,
+            now,
+            fenced,
+            slice: shared.config.preempt_slice,
+            preempt: shared.config.async_preempt,
+            acted: false,
+            next_event: u64::MAX,
+        };
+        for (p, watch) in shared.ps.iter().zip(watches.iter_mut()) {
+            if let Some(orphan) = tick.watch(p, watch) {
+                orphans.push(orphan);
+            }
+        }
+        orphans.retain_mut(|orphan| tick.watch_orphan(orphan));
+        next_event = tick.next_event;
+        if tick.acted {
+            delay = MIN_DELAY;
+            quiet = 0;
+        } else {
+            quiet += 1;
+            if quiet > QUIET_TICKS {
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+    }
+}
+
+/// One sysmon tick's context.
+struct Tick<'a> {
+    shared: &'a Shared,
+    now: u64,
+    fenced: bool,
+    slice: u64,
+    preempt: bool,
+    acted: bool,
+    /// The earliest moment something watched falls due.
+    next_event: u64,
+}
+
+impl Tick<'_> {
+    fn due_at(&mut self, when: u64) {
+        self.next_event = self.next_event.min(when);
+    }
+
+    /// Looks at one P; returns the orphan it made, if it handed off a
+    /// blocked M's P.
+    fn watch(&mut self, p: &P, watch: &mut Watch) -> Option<Orphan> {
+        let owner = p.owner.load(Ordering::Acquire);
+        if owner == 0 || owner == RETAKING {
+            watch.owner = 0;
+            return None;
+        }
+        if owner & SYSCALL != 0 {
+            self.watch_syscall(p, watch, owner);
+            return None;
+        }
+        // SAFETY: a P's owner is a live M (Ms are freed only after sysmon is
+        // joined at shutdown).
+        let m = unsafe { &*(owner as *const M) };
+        let schedtick = p.schedtick();
+        if watch.owner != owner || watch.schedtick != schedtick {
+            *watch = Watch {
+                owner,
+                schedtick,
+                since: self.now,
+                cpu: cpu_time(m),
+                checked: self.now,
+                ..Watch::default()
+            };
+            self.due_at(self.now + KERNEL_CHECK);
+            return None;
+        }
+        let ran = self.now - watch.since;
+        if self.now - watch.checked >= KERNEL_CHECK {
+            let cpu = cpu_time(m);
+            let blocked = cpu != u64::MAX
+                && cpu.saturating_sub(watch.cpu) * 10 < self.now - watch.checked;
+            watch.cpu = cpu;
+            watch.checked = self.now;
+            if blocked && self.fenced && self.take_from_blocked(p, m, owner) {
+                watch.owner = 0;
+                return Some(Orphan {
+                    m,
+                    since: self.now,
+                    cpu,
+                    checked: self.now,
+                    signalled: 0,
+                });
+            }
+        }
+        self.due_at(watch.checked + KERNEL_CHECK);
+        if self.preempt {
+            if ran >= self.slice {
+                if watch.signalled == 0 || self.now - watch.signalled >= RESIGNAL {
+                    self.request_preempt(m, watch.signalled != 0);
+                    watch.signalled = self.now;
+                }
+            } else {
+                self.due_at(watch.since + self.slice);
+            }
+        }
+        None
+    }
+
+    /// Go's `retake` for a P whose M is inside `blocking()`.
+    fn watch_syscall(&mut self, p: &P, watch: &mut Watch, owner: usize) {
+        let syscalltick = p.syscalltick.load(Ordering::Acquire);
+        if watch.owner != owner || watch.syscalltick != syscalltick {
+            *watch = Watch {
+                owner,
+                syscalltick,
+                since: self.now,
+                ..Watch::default()
+            };
+            self.due_at(self.now + MIN_DELAY);
+            return;
+        }
+        let shared = self.shared;
+        let idle = &shared.idle;
+        let has_work = !shared.stealers[p.index].is_empty() || p.has_runnext();
+        let helpers =
+            idle.npidle.load(Ordering::SeqCst) + idle.nmspinning.load(Ordering::SeqCst);
+        if !has_work && helpers > 0 && self.now - watch.since < IDLE_SYSCALL_GRACE {
+            self.due_at(watch.since + IDLE_SYSCALL_GRACE);
+            return;
+        }
+        watch.owner = 0;
+        if p
+            .owner
+            .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            shared
+                .sysmon
+                .counters
+                .syscall_retakes
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(p = p.index, "sysmon: retook a P from blocking()");
+            idle.handoff_p(shared, p);
+            self.acted = true;
+        }
+    }
+
+    /// Steps 1–4 of the module doc's protocol.
+    fn take_from_blocked(&mut self, p: &P, m: &M, owner: usize) -> bool {
+        let locks = m.locks.load(Ordering::Acquire);
+        if locks.is_null() {
+            return false;
+        }
+        // SAFETY: the M's TLS count lives as long as its thread, and its
+        // thread outlives this check (Ms exit only at shutdown, after sysmon).
+        let locks = unsafe { &*locks };
+        if locks.load(Ordering::Relaxed) != 0
+            || p.owner
+                .compare_exchange(owner, RETAKING, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        if thread::membarrier().is_err() || locks.load(Ordering::SeqCst) != 0 {
+            p.owner.store(owner, Ordering::Release);
+            return false;
+        }
+        m.orphaned.store(true, Ordering::Release);
+        p.owner.store(0, Ordering::Release);
+        let shared = self.shared;
+        shared
+            .sysmon
+            .counters
+            .blocked_handoffs
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(p = p.index, m = m.id, "sysmon: handed off the P of an M blocked in the kernel");
+        shared.idle.handoff_p(shared, p);
+        self.acted = true;
+        true
+    }
+
+    /// Follows an orphaned M until it is back in the scheduler; preempts it
+    /// if it runs user code for a whole slice without a P. False to forget it.
+    fn watch_orphan(&mut self, orphan: &mut Orphan) -> bool {
+        // SAFETY: Ms outlive sysmon (see `watch`).
+        let m = unsafe { &*orphan.m };
+        if !m.orphaned.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.now - orphan.checked >= KERNEL_CHECK {
+            let cpu = cpu_time(m);
+            let running = cpu.saturating_sub(orphan.cpu) * 2 >= self.now - orphan.checked;
+            orphan.cpu = cpu;
+            orphan.checked = self.now;
+            let due = self.now - orphan.since >= self.slice
+                && (orphan.signalled == 0 || self.now - orphan.signalled >= RESIGNAL);
+            if self.preempt && running && due {
+                self.request_preempt(m, orphan.signalled != 0);
+                orphan.signalled = self.now;
+            }
+        }
+        self.due_at(orphan.checked + KERNEL_CHECK);
+        true
+    }
+
+    /// Sends SIGURG to `m` unless one is already on its way (`again`: the
+    /// last one went unanswered for `RESIGNAL`, so send regardless).
+    fn request_preempt(&mut self, m: &M, again: bool) {
+        if m.preempt_requested.swap(true, Ordering::AcqRel) && !again {
+            return;
+        }
+        let tid = m.tid.load(Ordering::Acquire);
+        if tid == 0 {
+            return;
+        }
+        self.shared
+            .sysmon
+            .counters
+            .preempt_requested
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(m = m.id, "sysmon: preempt");
+        let _ = thread::tgkill(tid, super::preempt::SIGNAL);
+        self.acted = true;
+    }
+}
+
+/// The CPU time of `m`'s thread, in nanoseconds; `u64::MAX` if it cannot be
+/// read, which reads as "running" (never as blocked).
+fn cpu_time(m: &M) -> u64 {
+    let clock = m.cpu_clock.load(Ordering::Acquire);
+    if clock == -1 {
+        return u64::MAX;
+    }
+    thread::clock_nanos(clock).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,82 @@
+//! Threads seen from outside: another thread's CPU clock, a signal to one
+//! thread, and the process-wide memory barrier sysmon pairs with the Ms'
+//! plain stores (`sched/sysmon.rs`).
+
+use std::io;
+
+/// The clock id of the calling thread's CPU time, which other threads may
+/// read with [`clock_nanos`].
+pub fn thread_cpu_clock() -> io::Result<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `pthread_self` is the calling thread; `clock` is writable.
+    let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+    if rc == 0 {
+        Ok(clock)
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// The time of `clock` in nanoseconds, or `None` if it cannot be read (a
+/// thread that has exited).
+pub fn clock_nanos(clock: libc::clockid_t) -> Option<u64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is writable; a bad clock id is an error, not UB.
+    let rc = unsafe { libc::clock_gettime(clock, &mut now) };
+    (rc == 0).then(|| now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
+}
+
+/// Sends `signal` to thread `tid` of this process.
+pub fn tgkill(tid: i32, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: tgkill takes plain integers; a stale tid is an error (ESRCH).
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+/// Registers the process for [`membarrier`] (Linux ≥ 4.14). Once per process.
+pub fn membarrier_register() -> io::Result<()> {
+    // SAFETY: the membarrier command takes no pointers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+            0,
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A full memory barrier on every running thread of this process: when it
+/// returns, every store another thread made before its own barrier point is
+/// visible to the caller. Requires [`membarrier_register`].
+pub fn membarrier() -> io::Result<()> {
+    // SAFETY: the membarrier command takes no pointers.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Lowers the calling thread's timer slack to `nanos`, so short sleeps
+/// (sysmon's 20 µs) are not stretched to the default 50 µs.
+pub fn set_timer_slack(nanos: u64) {
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, nanos as libc::c_ulong, 0, 0, 0) };
+}

@@ -108,11 +108,16 @@ unsafe fn enter(save: *mut usize, g: GRef) {
 /// A G's successor from its own P without leaving the G's stack: runnext,
 /// the local deque, and the global queue (first on every 61st tick, and
 /// whenever the local queue is empty).
-fn next_local(shared: &Shared, p: &P) -> Option<GRef> {
+///
+/// `run_timers: false` while the switching G may still hold a lock its
+/// park's `unlock` will release (a channel's, a select's): a due timer that
+/// sends on that channel would spin on the lock forever. The M then runs
+/// its timers on a later switch, or in `find_runnable`.
+fn next_local(shared: &Shared, p: &P, run_timers: bool) -> Option<GRef> {
     if shared.is_stopping() {
         return None;
     }
-    if p.schedtick().is_multiple_of(TIMER_CHECK_INTERVAL) {
+    if run_timers && p.schedtick().is_multiple_of(TIMER_CHECK_INTERVAL) {
         timers::run_own(p);
     }
     if p.schedtick().is_multiple_of(GLOBAL_POLL_INTERVAL) {
@@ -173,7 +178,7 @@ pub(crate) fn switch_out_locked(m: &M, pending: Pending) {
     m.pending_g.set(Some(current));
     let shared = m.shared();
     let next = match m.own_p() {
-        Some(p) => next_local(shared, p),
+        Some(p) => next_local(shared, p, pending != Pending::Park),
         // No P (it was taken while we sat in the kernel): g0 requeues us.
         None => None,
     };
@@ -289,7 +294,7 @@ fn find_runnable(m: &M) -> Option<GRef> {
         }
         let p = m.p();
         timers::run_all(shared, p);
-        if let Some(g) = next_local(shared, p) {
+        if let Some(g) = next_local(shared, p, true) {
             reset_spinning(m);
             return Some(g);
         }
@@ -377,7 +382,7 @@ fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
             // A P busy with a long goroutine does not hold its due timers
             // hostage: run them here (what they ready lands on our P).
             if timers::run_other(&shared.ps[victim], now) > 0 {
-                if let Some(g) = next_local(shared, p) {
+                if let Some(g) = next_local(shared, p, true) {
                     return Some(g);
                 }
             }

@@ -70,8 +70,10 @@ bench() {
   local name=$1 port=$2 p out err t
   for p in 1 16; do
     out=$(mktemp); err=$(mktemp)
-    t=$( { TIMEFORMAT='%U %S'; time timeout 300 redis-benchmark -p "$port" -t set,get \
-           -n "$N" -c 50 -P "$p" --csv >"$out" 2>"$err"; } 2>&1 )
+    if ! t=$( { TIMEFORMAT='%U %S'; time timeout 120 redis-benchmark -p "$port" -t set,get \
+           -n "$N" -c 50 -P "$p" --csv >"$out" 2>"$err"; } 2>&1 ); then
+      echo "redis-benchmark against $name -P $p failed or timed out:"; cat "$err" "$out"; exit 1
+    fi
     if grep -qi error "$err" "$out"; then
       echo "redis-benchmark against $name -P $p reported errors:"; cat "$err" "$out"; exit 1
     fi

@@ -1,0 +1,85 @@
+//! One connection's goroutine: read, answer every complete command in the
+//! buffer, write all the answers at once, repeat.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+
+use goro::net::TcpStream;
+
+use crate::commands::{dispatch, Args, Flow};
+use crate::resp::{self, Parsed};
+use crate::Server;
+
+const INITIAL_BUFFER: usize = 16 * 1024;
+/// Replies are written out once they reach this much, even mid-batch.
+const FLUSH_AT: usize = 64 * 1024;
+/// Redis's `client-query-buffer-limit`.
+const MAX_QUERY_BUFFER: usize = 1024 * 1024 * 1024;
+
+pub fn serve(mut stream: &TcpStream, server: &Server) {
+    let _ = stream.set_nodelay(true);
+    let mut handle = server.store.handle();
+    let mut buf = vec![0u8; INITIAL_BUFFER];
+    let mut filled = 0;
+    let mut out = Vec::with_capacity(INITIAL_BUFFER);
+    let mut args = Vec::with_capacity(16);
+    loop {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => filled += n,
+        }
+        let mut start = 0;
+        let mut close = false;
+        let mut commands = 0;
+        while !close {
+            match resp::parse(&buf[start..filled], &mut args) {
+                Parsed::Command { len } => {
+                    let command = Args {
+                        buf: &buf[start..],
+                        ranges: &args,
+                    };
+                    close = dispatch(command, &mut handle, server, &mut out) == Flow::Close;
+                    start += len;
+                    commands += 1;
+                    if out.len() >= FLUSH_AT {
+                        if stream.write_all(&out).is_err() {
+                            return;
+                        }
+                        out.clear();
+                    }
+                }
+                Parsed::Partial => break,
+                Parsed::Error(what) => {
+                    resp::error(&mut out, &format!("ERR Protocol error: {what}"));
+                    close = true;
+                }
+            }
+        }
+        server.commands.fetch_add(commands, Ordering::Relaxed);
+        if !out.is_empty() {
+            if stream.write_all(&out).is_err() {
+                return;
+            }
+            out.clear();
+            if out.capacity() > 16 * FLUSH_AT {
+                out = Vec::with_capacity(INITIAL_BUFFER);
+            }
+        }
+        if close {
+            return;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == buf.len() {
+            // A command larger than the buffer: grow as its bytes arrive
+            // (never by what a header declares).
+            if buf.len() >= MAX_QUERY_BUFFER {
+                let _ = stream.write_all(b"-ERR Protocol error: query buffer limit\r\n");
+                return;
+            }
+            buf.resize(buf.len() * 2, 0);
+        } else if filled == 0 && buf.len() > INITIAL_BUFFER {
+            buf = vec![0u8; INITIAL_BUFFER];
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! examples/kv over TCP, speaking RESP2 directly (no redis-tools needed).
+//!
+//! Each test starts the example's binary, which `cargo test` builds next to
+//! the test binaries (`target/<profile>/examples/kv`), on port 0 and reads
+//! the address it prints. Most tests run once per `--store` shape. They
+//! assert behaviour, never speed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STORES: [&str; 2] = ["locks", "owners"];
+
+/// The example binary: `target/<profile>/examples/kv`, next to `deps/`
+/// where this test runs from.
+fn kv_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let kv = dir.join("examples").join("kv");
+    assert!(
+        kv.exists(),
+        "{} is missing: run `cargo test --release` (which builds the examples) or \
+         `cargo build --release --example kv` first",
+        kv.display()
+    );
+    kv
+}
+
+/// A running kv server; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(store: &str) -> Server {
+        let mut child = Command::new(kv_binary())
+            .args(["--addr", "127.0.0.1:0", "--procs", "2", "--store", store])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kv");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("kv's first line");
+        // "kv: listening on 127.0.0.1:PORT (...)"
+        let addr = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Server {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Clone)]
+enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+use Reply::*;
+
+fn bulk(s: &str) -> Reply {
+    Bulk(Some(s.as_bytes().to_vec()))
+}
+
+fn ok() -> Reply {
+    Simple("OK".into())
+}
+
+/// Reads one reply.
+fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let body = line.trim_end_matches("\r\n");
+    let (kind, rest) = body.split_at(1);
+    let number = || rest.parse::<i64>().expect("number in reply");
+    Ok(match kind {
+        "+" => Simple(rest.into()),
+        "-" => Error(rest.into()),
+        ":" => Int(number()),
+        "$" if number() < 0 => Bulk(None),
+        "$" => {
+            let mut data = vec![0; number() as usize + 2];
+            r.read_exact(&mut data)?;
+            data.truncate(data.len() - 2);
+            Bulk(Some(data))
+        }
+        "*" if number() < 0 => Array(None),
+        "*" => Array(Some(
+            (0..number())
+                .map(|_| read_reply(r))
+                .collect::<Result<_, _>>()?,
+        )),
+        _ => panic!("bad reply line {line:?}"),
+    })
+}
+
+fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    fn reply(&mut self) -> Reply {
+        read_reply(&mut self.reader).expect("reply")
+    }
+
+    /// Sends a command (split on spaces) and reads its reply.
+    fn cmd(&mut self, line: &str) -> Reply {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        self.send_raw(&encode(&args));
+        self.reply()
+    }
+
+    /// After a protocol error the server must close the connection.
+    fn assert_closed(&mut self) {
+        let mut rest = Vec::new();
+        let read = self.reader.read_to_end(&mut rest);
+        assert!(
+            matches!(read, Ok(0)) || read.is_err(),
+            "connection still open, read {rest:?}"
+        );
+    }
+}
+
+fn each_store(test: impl Fn(&Server)) {
+    for store in STORES {
+        println!("store {store}");
+        test(&Server::start(store));
+    }
+}
+
+fn is_error_starting(reply: &Reply, prefix: &str) -> bool {
+    matches!(reply, Error(text) if text.starts_with(prefix))
+}
+
+#[test]
+fn connection_and_introspection_commands() {
+    each_store(|server| {
+        let mut c = server.client();
+        assert_eq!(c.cmd("PING"), Simple("PONG".into()));
+        assert_eq!(c.cmd("ping hello"), bulk("hello"));
+        assert_eq!(c.cmd("ECHO hi"), bulk("hi"));
+        assert!(is_error_starting(
+            &c.cmd("ECHO"),
+            "ERR wrong number of arguments for 'echo'"
+        ));
+        assert!(is_error_starting(
+            &c.cmd("NOSUCH a"),
+            "ERR unknown command 'NOSUCH'"
+        ));
+        let Int(count) = c.cmd("COMMAND COUNT") else {
+            panic!("COMMAND COUNT is an integer")
+        };
+        assert!(count >= 20);
+        let Array(Some(all)) = c.cmd("COMMAND") else {
+            panic!("COMMAND is an array")
+        };
+        assert_eq!(all.len() as i64, count);
+        let Array(Some(info)) = c.cmd("COMMAND INFO get nosuch") else {
+            panic!("COMMAND INFO is an array")
+        };
+        assert!(matches!(&info[0], Array(Some(e)) if e[0] == bulk("get") && e[1] == Int(2)));
+        assert_eq!(info[1], Bulk(None));
+        let Array(Some(docs)) = c.cmd("COMMAND DOCS set") else {
+            panic!("COMMAND DOCS is an array")
+        };
+        assert_eq!(docs[0], bulk("set"));
+        let Bulk(Some(info)) = c.cmd("INFO") else {
+            panic!("INFO is a bulk string")
+        };
+        let info = String::from_utf8(info).unwrap();
+        for needle in [
+            "# Server",
+            "redis_version:",
+            "# Keyspace",
+            "# goro",
+            "goroutines:",
+            "procs:2",
+        ] {
+            assert!(info.contains(needle), "INFO lacks {needle}: {info}");
+        }
+        let Bulk(Some(goro)) = c.cmd("INFO goro") else {
+            panic!("INFO goro is a bulk string")
+        };
+        assert!(String::from_utf8(goro).unwrap().starts_with("# goro\r\n"));
+        assert_eq!(
+            c.cmd("CONFIG GET appendonly"),
+            Array(Some(vec![bulk("appendonly"), bulk("no")]))
+        );
+        assert_eq!(c.cmd("SELECT 0"), ok());
+        assert_eq!(c.cmd("QUIT"), ok());
+        c.assert_closed();
+        // Inline commands, as typed into telnet.
+        let mut c = server.client();
+        c.send_raw(b"PING\r\n");
+        assert_eq!(c.reply(), Simple("PONG".into()));
+    });
+}
+
+#[test]
+fn strings_counters_and_keyspace_commands() {
+    each_store(|server| {
+        let mut c = server.client();
+        assert_eq!(c.cmd("GET missing"), Bulk(None));
+        assert_eq!(c.cmd("SET k v"), ok());
+        assert_eq!(c.cmd("GET k"), bulk("v"));
+        assert_eq!(c.cmd("SET k v2 NX"), Bulk(None));
+        assert_eq!(c.cmd("SET other v XX"), Bulk(None));
+        assert_eq!(c.cmd("SET k v3 XX"), ok());
+        assert_eq!(c.cmd("GET k"), bulk("v3"));
+        assert_eq!(c.cmd("SET n1 v NX"), ok());
+        assert_eq!(c.cmd("SET k v NX XX"), Error("ERR syntax error".into()));
+        assert_eq!(c.cmd("SET k v BOGUS"), Error("ERR syntax error".into()));
+        assert!(is_error_starting(
+            &c.cmd("SET k v EX 0"),
+            "ERR invalid expire time in 'set'"
+        ));
+        assert!(is_error_starting(
+            &c.cmd("SET k v EX x"),
+            "ERR value is not an integer"
+        ));
+        assert_eq!(c.cmd("INCR counter"), Int(1));
+        assert_eq!(c.cmd("INCRBY counter 41"), Int(42));
+        assert_eq!(c.cmd("DECR counter"), Int(41));
+        assert_eq!(c.cmd("DECRBY counter 40"), Int(1));
+        assert_eq!(c.cmd("GET counter"), bulk("1"));
+        assert!(is_error_starting(
+            &c.cmd("INCR k"),
+            "ERR value is not an integer"
+        ));
+        assert_eq!(c.cmd("SET big 9223372036854775807"), ok());
+        assert!(is_error_starting(
+            &c.cmd("INCR big"),
+            "ERR increment or decrement would overflow"
+        ));
+        assert_eq!(c.cmd("MSET a 1 b 2 c 3"), ok());
+        assert!(is_error_starting(
+            &c.cmd("MSET a 1 b"),
+            "ERR wrong number of arguments"
+        ));
+        assert_eq!(
+            c.cmd("MGET a b nope c"),
+            Array(Some(vec![bulk("1"), bulk("2"), Bulk(None), bulk("3")]))
+        );
+        assert_eq!(c.cmd("EXISTS a b nope a"), Int(3));
+        assert_eq!(c.cmd("DEL a b nope"), Int(2));
+        assert_eq!(c.cmd("EXISTS a b"), Int(0));
+        // k n1 counter big c
+        assert_eq!(c.cmd("DBSIZE"), Int(5));
+        assert_eq!(c.cmd("MSET user:1 a user:2 b user:10 c usr:3 d"), ok());
+        let mut keys = |pattern: &str| -> Vec<String> {
+            let Array(Some(items)) = c.cmd(&format!("KEYS {pattern}")) else {
+                panic!("KEYS is an array")
+            };
+            let mut keys: Vec<String> = items
+                .into_iter()
+                .map(|k| match k {
+                    Bulk(Some(k)) => String::from_utf8(k).unwrap(),
+                    other => panic!("KEYS item {other:?}"),
+                })
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys("user:*"), ["user:1", "user:10", "user:2"]);
+        assert_eq!(keys("user:?"), ["user:1", "user:2"]);
+        assert_eq!(keys("us[e]r:1*"), ["user:1", "user:10"]);
+        assert_eq!(keys("u[^s]*"), Vec::<String>::new());
+        assert_eq!(keys("u*:3"), ["usr:3"]);
+        assert_eq!(keys("*").len(), 9);
+        assert_eq!(c.cmd("FLUSHALL"), ok());
+        assert_eq!(c.cmd("DBSIZE"), Int(0));
+        assert_eq!(c.cmd("GET k"), Bulk(None));
+    });
+}
+
+#[test]
+fn expiry_lazy_and_active() {
+    each_store(|server| {
+        let mut c = server.client();
+        assert_eq!(c.cmd("TTL nope"), Int(-2));
+        assert_eq!(c.cmd("SET forever v"), ok());
+        assert_eq!(c.cmd("TTL forever"), Int(-1));
+        assert_eq!(c.cmd("SET s v EX 100"), ok());
+        assert_eq!(c.cmd("TTL s"), Int(100));
+        assert!(matches!(c.cmd("PTTL s"), Int(ms) if ms > 98_000 && ms <= 100_000));
+        assert_eq!(c.cmd("SET s v2 KEEPTTL"), ok());
+        assert_eq!(c.cmd("TTL s"), Int(100));
+        assert_eq!(c.cmd("SET s v3"), ok());
+        assert_eq!(c.cmd("TTL s"), Int(-1));
+        assert_eq!(c.cmd("EXPIRE s 50"), Int(1));
+        assert_eq!(c.cmd("TTL s"), Int(50));
+        assert_eq!(c.cmd("EXPIRE nope 50"), Int(0));
+        assert_eq!(c.cmd("EXPIRE s -1"), Int(1));
+        assert_eq!(c.cmd("EXISTS s"), Int(0));
+        // Lazy: read right after the deadline, before any tick can have run.
+        assert_eq!(c.cmd("SET short v PX 50"), ok());
+        assert_eq!(c.cmd("INCR short:n"), Int(1));
+        assert_eq!(c.cmd("PEXPIRE short:n 50"), Int(1));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(c.cmd("GET short"), Bulk(None));
+        assert_eq!(c.cmd("INCR short:n"), Int(1));
+        // Active: keys nobody reads disappear from DBSIZE.
+        assert_eq!(c.cmd("FLUSHALL"), ok());
+        for i in 0..500 {
+            assert_eq!(c.cmd(&format!("SET t{i} v PX 100")), ok());
+        }
+        assert_eq!(c.cmd("SET keep v"), ok());
+        let start = Instant::now();
+        while c.cmd("DBSIZE") != Int(1) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "active expiry never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(c.cmd("GET keep"), bulk("v"));
+    });
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    each_store(|server| {
+        let mut c = server.client();
+        let mut batch = Vec::new();
+        for i in 0..2000 {
+            batch.extend(encode(&[
+                b"SET",
+                format!("p{i}").as_bytes(),
+                i.to_string().as_bytes(),
+            ]));
+            batch.extend(encode(&[b"GET", format!("p{i}").as_bytes()]));
+            batch.extend(encode(&[b"INCR", b"pipeline:n"]));
+        }
+        // Split mid-frame, to exercise partial parses.
+        let (a, b) = batch.split_at(batch.len() / 2 + 3);
+        c.send_raw(a);
+        std::thread::sleep(Duration::from_millis(20));
+        c.send_raw(b);
+        for i in 0..2000 {
+            assert_eq!(c.reply(), ok());
+            assert_eq!(c.reply(), bulk(&i.to_string()));
+            assert_eq!(c.reply(), Int(i + 1));
+        }
+        assert_eq!(c.cmd("DBSIZE"), Int(2001));
+    });
+}
+
+#[test]
+fn malformed_frames_get_a_protocol_error_and_close() {
+    let server = Server::start("locks");
+    let cases: &[&[u8]] = &[
+        b"*1\r\n+PING\r\n",       // not a bulk string
+        b"*x\r\n",                // bad multibulk length
+        b"*99999999\r\n",         // multibulk over 1M arguments
+        b"*1\r\n$x\r\n",          // bad bulk length
+        b"*1\r\n$-5\r\n",         // negative bulk length
+        b"*1\r\n$4\r\nPINGxx",    // no CRLF after the bulk
+        b"*1\n",                  // LF without CR in a header
+        b"\"quoted inline\"\r\n", // inline quoting unsupported
+    ];
+    for case in cases {
+        let mut c = server.client();
+        c.send_raw(case);
+        let reply = c.reply();
+        assert!(
+            is_error_starting(&reply, "ERR Protocol error: "),
+            "{:?} got {reply:?}",
+            String::from_utf8_lossy(case)
+        );
+        c.assert_closed();
+    }
+    // A line over 64 KiB with no CRLF.
+    let mut c = server.client();
+    c.send_raw(&vec![b'a'; 70 * 1024]);
+    assert!(is_error_starting(
+        &c.reply(),
+        "ERR Protocol error: too big inline"
+    ));
+    c.assert_closed();
+    // Commands before the bad frame in the same write are still answered.
+    let mut c = server.client();
+    c.send_raw(b"*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n");
+    assert_eq!(c.reply(), Simple("PONG".into()));
+    assert!(is_error_starting(&c.reply(), "ERR Protocol error: "));
+    c.assert_closed();
+    assert_eq!(server.client().cmd("PING"), Simple("PONG".into()));
+}
+
+#[test]
+fn a_600_mib_bulk_header_is_refused_without_allocating() {
+    let server = Server::start("locks");
+    let mut other = server.client();
+    assert_eq!(other.cmd("SET before v"), ok());
+    let before = server.rss_kib();
+    let mut c = server.client();
+    // SET k <600 MiB>: the header, then a little of the body.
+    c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$629145600\r\n");
+    c.send_raw(&[b'x'; 4096]);
+    assert_eq!(
+        c.reply(),
+        Error("ERR Protocol error: invalid bulk length".into())
+    );
+    c.assert_closed();
+    let after = server.rss_kib();
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    // Still serving: the other client and a new one.
+    assert_eq!(other.cmd("GET before"), bulk("v"));
+    assert_eq!(server.client().cmd("PING"), Simple("PONG".into()));
+}
+
+#[test]
+fn a_thousand_concurrent_clients() {
+    goro::net::raise_fd_limit().expect("raise RLIMIT_NOFILE");
+    each_store(|server| {
+        let addr = server.addr;
+        const CLIENTS: usize = 1000;
+        let total: i64 = goro::run(move || {
+            // Connect all first, so that 1,000 are open at once.
+            let streams: Vec<_> = (0..CLIENTS)
+                .map(|_| goro::net::TcpStream::connect(addr).expect("connect"))
+                .collect();
+            let handles: Vec<_> = streams
+                .into_iter()
+                .enumerate()
+                .map(|(i, stream)| {
+                    goro::go(move || {
+                        let mut writer = &stream;
+                        let mut reader = BufReader::new(&stream);
+                        let key = format!("client:{i}");
+                        let mut batch = encode(&[b"SET", key.as_bytes(), key.as_bytes()]);
+                        batch.extend(encode(&[b"GET", key.as_bytes()]));
+                        batch.extend(encode(&[b"INCR", b"clients"]));
+                        writer.write_all(&batch).unwrap();
+                        assert_eq!(read_reply(&mut reader).unwrap(), ok());
+                        assert_eq!(read_reply(&mut reader).unwrap(), bulk(&key));
+                        match read_reply(&mut reader).unwrap() {
+                            Int(n) => n,
+                            other => panic!("INCR gave {other:?}"),
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .max()
+                .unwrap()
+        });
+        assert_eq!(total, CLIENTS as i64);
+        let mut c = server.client();
+        assert_eq!(c.cmd("GET clients"), bulk(&CLIENTS.to_string()));
+        assert_eq!(c.cmd("DBSIZE"), Int(CLIENTS as i64 + 1));
+        let Bulk(Some(info)) = c.cmd("INFO stats") else {
+            panic!("INFO is a bulk string")
+        };
+        assert!(String::from_utf8(info)
+            .unwrap()
+            .contains(&format!("total_connections_received:{}", CLIENTS + 1)));
+    });
+}
+
+#[test]
+fn sigterm_delivers_in_flight_replies_then_exits_zero() {
+    for store in STORES {
+        let mut server = Server::start(store);
+        let mut idle = server.client();
+        assert_eq!(idle.cmd("PING"), Simple("PONG".into()));
+        let mut busy = server.client();
+        // Accepted before the signal (a connection still in the listen
+        // backlog is reset when the listener closes).
+        assert_eq!(busy.cmd("PING"), Simple("PONG".into()));
+        // An in-flight command (DEBUG SLEEP parks its goroutine on a goro
+        // timer) with pipelined commands behind it.
+        let mut batch = encode(&[b"DEBUG", b"SLEEP", b"0.5"]);
+        batch.extend(encode(&[b"SET", b"late", b"v"]));
+        batch.extend(encode(&[b"GET", b"late"]));
+        busy.send_raw(&batch);
+        std::thread::sleep(Duration::from_millis(100));
+        server.signal(libc::SIGTERM);
+        assert_eq!(busy.reply(), ok());
+        assert_eq!(busy.reply(), ok());
+        assert_eq!(busy.reply(), bulk("v"));
+        busy.assert_closed();
+        idle.assert_closed();
+        let status = server.child.wait().expect("wait");
+        assert_eq!(status.code(), Some(0), "kv exit status");
+        let mut rest = String::new();
+        server.stdout.read_to_string(&mut rest).unwrap();
+        assert!(
+            rest.contains("threads left: 1"),
+            "threads were left behind: {rest:?}"
+        );
+        assert!(TcpStream::connect(server.addr).is_err(), "still accepting");
+    }
+}

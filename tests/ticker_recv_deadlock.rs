@@ -1,8 +1,8 @@
-//! Reproducer for a goro runtime bug found while building examples/kv
-//! (ignored: it hangs two Ms; run with
-//! `cargo test --release --test ticker_recv_deadlock -- --ignored`).
+//! Regression test for a runtime bug found while building examples/kv,
+//! fixed by not running timers on the switch path of a park
+//! (`schedule::next_local`'s `run_timers`).
 //!
-//! A goroutine that receives from a `Ticker`'s channel (in `select!`, or a
+//! Before the fix, a goroutine that receives from a `Ticker`'s channel (in `select!`, or a
 //! plain `recv`) holds that channel's spin lock across its park until
 //! `finish_switch`. Before switching, `park` → `next_local` runs the P's due
 //! timers (`timers::run_own`, every 8 schedule ticks). If the ticker itself
@@ -18,7 +18,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 #[test]
-#[ignore = "goro runtime bug: a due Ticker fires into a channel its parking receiver still locks"]
 fn select_on_a_ticker_while_parking_often_does_not_deadlock() {
     let (finished_tx, finished_rx) = mpsc::channel();
     std::thread::spawn(move || {

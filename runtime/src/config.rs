@@ -1,5 +1,6 @@
 //! Settings from the environment, read once per process: `GORO_MAXPROCS`,
-//! `GORO_STACK_SIZE` and `GORO_NETPOLL=uring|epoll` (DESIGN §2). Builder methods override them.
+//! `GORO_STACK_SIZE`, `GORO_NETPOLL=uring|epoll` (DESIGN §2) and
+//! `GORO_DEBUG` (parsed in `debug_flags.rs`). Builder methods override them.
 //!
 //! A malformed value is an error from `RuntimeBuilder::build` naming the
 //! variable, never silently ignored.
@@ -13,6 +14,7 @@ pub(crate) struct Environment {
     pub procs: Option<usize>,
     pub stack_size: Option<usize>,
     pub netpoll: Option<goro_netpoll::BackendKind>,
+    pub debug: crate::debug_flags::DebugFlags,
 }
 
 /// The environment settings, parsed on first use.
@@ -24,6 +26,7 @@ pub(crate) fn environment() -> io::Result<Environment> {
                 procs: positive("GORO_MAXPROCS")?,
                 stack_size: positive("GORO_STACK_SIZE")?,
                 netpoll: goro_netpoll::BackendKind::from_env().map_err(|e| e.to_string())?,
+                debug: crate::debug_flags::DebugFlags::from_env()?,
             })
         })
         .clone()

@@ -43,6 +43,8 @@
 pub mod arch;
 pub mod chan;
 mod config;
+mod debug_flags;
+mod diag;
 pub mod net;
 pub mod runtime;
 pub mod sched;

@@ -54,7 +54,7 @@ pub(crate) fn check(shared: &Shared, m_threads: usize) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return;
     };
-    if tasks.count() != m_threads + blocked {
+    if tasks.count() != m_threads + blocked + crate::diag::helper_threads() {
         return;
     }
     report(shared);

@@ -249,6 +249,19 @@ impl Idle {
         self.lock().threads.len()
     }
 
+    /// For diagnostics (`diag/`): M ids, sleeping M ids, idle P indexes.
+    pub(crate) fn snapshot(&self) -> super::stats::IdleSnapshot {
+        let synced = self.lock();
+        // SAFETY: Ms on these lists are alive while listed (freed only after
+        // `stop_all` takes them off under this lock); `id` is immutable.
+        let id = |m: &MPtr| unsafe { &*m.0 }.id;
+        super::stats::IdleSnapshot {
+            ms: synced.threads.iter().map(|(m, _)| id(m)).collect(),
+            idle_ms: synced.idle_ms.iter().map(id).collect(),
+            idle_ps: synced.idle_ps.clone(),
+        }
+    }
+
     /// Shutdown: wakes every sleeping M with no P (so it exits), then joins
     /// every M thread that exits before `deadline`. Returns how many M
     /// threads are still running a goroutine and were left detached.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! goroutine 7 [chan receive, 2 minutes]:
-//! 	name: worker
+//!     name: worker   (a tab in the real output)
 //! created by src/main.rs:40:9
 //! ```
 //!

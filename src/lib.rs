@@ -26,5 +26,8 @@ pub use goro_runtime::{
 
 /// Queries about the current runtime (Go's `runtime` package).
 pub mod runtime {
-    pub use goro_runtime::runtime::{num_goroutines, procs};
+    pub use goro_runtime::runtime::{
+        dump, num_goroutines, procs, stats, GoroutineStats, NetpollStats, StackStats, Stats,
+        ThreadStats,
+    };
 }

@@ -34,6 +34,7 @@ use crate::sched::locks;
 use crate::sched::m::{current_m, Pending, M};
 use crate::sched::p::SYSCALL;
 use crate::sched::schedule::switch_out_locked;
+use crate::sched::stats;
 
 /// Runs `f`, which may block in the kernel, while the goroutine's P serves
 /// other goroutines. Outside a goroutine (or inside another `blocking`) it
@@ -68,6 +69,7 @@ where
 
 /// Step 1 of the protocol.
 fn enter(m: &M) {
+    stats::count_syscall_enter(m.shared());
     let g = m.curg.take();
     m.blocking_g.set(g);
     if let Some(p) = m.own_p() {
@@ -87,6 +89,7 @@ impl Drop for Exit {
         // SAFETY: no switch happened since `enter` (the M had no goroutine
         // to switch), so this is the same, live M.
         let m = unsafe { &*current_m() };
+        stats::count_syscall_exit(m.shared());
         let g = m.blocking_g.take().expect("goro: blocking() lost its goroutine");
         m.curg.set(Some(g));
         let p = m.syscall_p.replace(std::ptr::null());

@@ -44,6 +44,8 @@ pub mod arch;
 pub mod chan;
 pub mod blocking;
 mod config;
+mod debug_flags;
+mod diag;
 pub mod net;
 pub mod preempt;
 pub mod runtime;

@@ -35,6 +35,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config;
+pub use crate::diag::dump::dump;
+pub use crate::diag::stats::{stats, GoroutineStats, NetpollStats, StackStats, Stats, ThreadStats};
 use crate::sched::g::Status;
 use crate::sched::m::current_m;
 use crate::sched::schedule::{in_goroutine, spawn_external};
@@ -161,6 +163,7 @@ impl RuntimeBuilder {
             async_preempt,
             preempt_slice: u64::try_from(preempt_slice.as_nanos()).unwrap_or(u64::MAX).max(1),
         }));
+        crate::diag::register(&shared, &environment.debug);
         tracing::debug!(procs, stack_size, max_threads, "runtime built");
         Ok(Runtime {
             shared,
@@ -187,6 +190,7 @@ impl Runtime {
     /// If `f` panics (the panic resumes here); if called from inside a
     /// goroutine (it would block an M: use `goro::go(f).join()` instead); if
     /// no stack can be mapped.
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -212,6 +216,7 @@ impl Runtime {
     ///
     /// # Panics
     /// If no stack can be mapped (see [`Runtime::try_spawn`]).
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -221,6 +226,7 @@ impl Runtime {
     }
 
     /// [`Runtime::spawn`], returning a stack-mapping failure as an error.
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -233,7 +239,8 @@ impl Runtime {
         // SAFETY: `cell` comes from `new_task::<F, T>`; on error, dropping
         // the handle (and the task, inside spawn_external) frees the cell.
         let handle = unsafe { JoinHandle::<T>::new(cell, 0) };
-        let id = spawn_external(&self.shared, task, None, None)?;
+        let location = std::panic::Location::caller();
+        let id = spawn_external(&self.shared, task, None, None, location)?;
         Ok(handle.with_id(id))
     }
 
@@ -245,6 +252,16 @@ impl Runtime {
     /// Goroutines spawned and not yet returned.
     pub fn num_goroutines(&self) -> usize {
         self.shared.live_goroutines()
+    }
+
+    /// This runtime's counters ([`stats`], callable from any thread).
+    pub fn stats(&self) -> Stats {
+        crate::diag::stats::snapshot(&self.shared)
+    }
+
+    /// This runtime's goroutine dump ([`dump`], callable from any thread).
+    pub fn dump(&self) -> String {
+        crate::diag::dump::dump_runtime(&self.shared)
     }
 
     /// Stops the runtime: waits up to `timeout` for goroutines to finish,
@@ -265,6 +282,7 @@ impl Runtime {
             // cannot be joined, so the state is leaked (below).
             tracing::warn!("goro runtime shut down from one of its own goroutines");
         }
+        crate::diag::unregister(&self.shared);
         let start = Instant::now();
         let deadline = if from_own_goroutine {
             start
@@ -340,7 +358,7 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-fn current_shared(what: &str) -> &'static Shared {
+pub(crate) fn current_shared(what: &str) -> &'static Shared {
     // SAFETY: a non-null current M is this thread's live M.
     match unsafe { current_m().as_ref() } {
         // SAFETY: the Shared outlives every M of the runtime, and the caller

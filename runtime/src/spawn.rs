@@ -16,6 +16,7 @@ pub(crate) const NO_RUNTIME: &str = "goro::go called outside a goroutine: there 
 /// Outside a goroutine (use [`crate::run`] or [`crate::Runtime`]), and when
 /// no stack can be mapped — at the `vm.max_map_count` ceiling the message
 /// names the sysctl. [`Builder::spawn`] returns these as errors instead.
+#[track_caller]
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -41,7 +42,9 @@ impl Builder {
     }
 
     /// Names the goroutine; the name appears in diagnostics such as the
-    /// stack-overflow report.
+    /// stack-overflow report and `goro::runtime::dump()` (whose copy keeps
+    /// the first 48 bytes). The dump also shows where `spawn` (or `go`) was
+    /// called: both are `#[track_caller]`.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
@@ -61,6 +64,7 @@ impl Builder {
     ///   use `goro::run` or `Runtime`;
     /// - when the stack cannot be mapped: at the `vm.max_map_count` ceiling
     ///   (each goroutine costs 2 mappings) the message names the sysctl.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -70,7 +74,9 @@ impl Builder {
         // SAFETY: `cell` comes from `new_task::<F, T>`. If the spawn fails,
         // dropping the handle (and the task, inside spawn_here) frees the cell.
         let handle = unsafe { JoinHandle::<T>::new(cell, 0) };
-        match spawn_here(task, self.name.map(String::into_boxed_str), self.stack_size) {
+        let name = self.name.map(String::into_boxed_str);
+        let location = std::panic::Location::caller();
+        match spawn_here(task, name, self.stack_size, location) {
             Ok(id) => Ok(handle.with_id(id)),
             Err(SpawnError::NoRuntime) => Err(io::Error::other(NO_RUNTIME)),
             Err(SpawnError::Stack(error)) => Err(error),

@@ -426,6 +426,7 @@ impl<S: AsRawFd> Pollable<S> {
             }
             armed = Some(seq);
             state.waiters.push((seq, waiter));
+            crate::sched::stats::count_netpoll_submit();
             true
         });
         if let (Some(deadline), Some(seq)) = (deadline, armed) {

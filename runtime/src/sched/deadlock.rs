@@ -55,7 +55,7 @@ pub(crate) fn check(shared: &Shared, m_threads: usize) {
         return;
     };
     let sysmon = usize::from(shared.sysmon.is_running());
-    if tasks.count() != m_threads + blocked + sysmon {
+    if tasks.count() != m_threads + blocked + sysmon + crate::diag::helper_threads() {
         return;
     }
     report(shared);

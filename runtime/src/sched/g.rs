@@ -32,8 +32,11 @@ use super::shared::Shared;
 use super::task::TaskRef;
 use crate::stack::Stack;
 use std::cell::UnsafeCell;
+use std::panic::Location;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use super::label::Label;
 
 /// The G status values; see the module doc for who owns the G in each.
 #[repr(u8)]
@@ -140,6 +143,11 @@ pub(crate) struct G {
     trimmed: UnsafeCell<bool>,
     /// Bytes below the stack top where this G starts ("stack colouring").
     color: usize,
+    /// Diagnostics, readable without owning the G (`label.rs`): the name's
+    /// copy, where `go` was called, and the coarse second of the last park.
+    label: Label,
+    created_at: AtomicPtr<Location<'static>>,
+    parked_at: AtomicU32,
 }
 
 /// Stack colours: a G starts `color * COLOR_STEP` bytes below its stack top.
@@ -184,6 +192,9 @@ impl G {
             name: UnsafeCell::new(None),
             trimmed: UnsafeCell::new(false),
             color: next_color(),
+            label: Label::default(),
+            created_at: AtomicPtr::new(std::ptr::null_mut()),
+            parked_at: AtomicU32::new(0),
         }
     }
 
@@ -233,7 +244,28 @@ impl G {
     }
 
     pub(crate) fn set_wait_reason(&self, reason: WaitReason) {
+        if reason != WaitReason::None {
+            // A relaxed load of a line written once a second (diag/clock.rs).
+            self.parked_at
+                .store(crate::diag::clock::coarse_secs(), Ordering::Relaxed);
+        }
         self.wait_reason.store(reason as u8, Ordering::Relaxed);
+    }
+
+    /// The coarse second (`diag::clock`) of the G's last park.
+    pub(crate) fn parked_at(&self) -> u32 {
+        self.parked_at.load(Ordering::Relaxed)
+    }
+
+    /// Where the G was spawned, if known. Readable by anyone.
+    pub(crate) fn created_at(&self) -> Option<&'static Location<'static>> {
+        // SAFETY: only `&'static Location`s are stored (in `prepare`).
+        unsafe { self.created_at.load(Ordering::Relaxed).as_ref() }
+    }
+
+    /// The name's copy for diagnostics. Readable by anyone (`label.rs`).
+    pub(crate) fn label(&self) -> Option<String> {
+        self.label.read()
     }
 
     /// Prepares an Idle G to run `task`. The stack is not touched: `sp == 0`
@@ -242,7 +274,17 @@ impl G {
     ///
     /// # Safety
     /// The caller owns the G (it is Idle and off every list) and it has a stack.
-    pub(crate) unsafe fn prepare(&self, id: u64, name: Option<Box<str>>, task: TaskRef) {
+    pub(crate) unsafe fn prepare(
+        &self,
+        id: u64,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+        task: TaskRef,
+    ) {
+        self.label.set(name.as_deref());
+        let location: *const Location<'static> = location;
+        self.created_at
+            .store(location.cast_mut(), Ordering::Relaxed);
         self.id.store(id, Ordering::Relaxed);
         self.set_wait_reason(WaitReason::None);
         // SAFETY: the caller owns the G, so no one else touches these cells.

@@ -194,6 +194,7 @@ impl Idle {
     /// (its owner word already cleared). If it has work, or timers, or
     /// nobody is looking for work, an M gets it; otherwise it goes idle.
     pub(crate) fn handoff_p(&self, shared: &Shared, p: &P) {
+        super::stats::count_handoff(shared, p.index);
         let has_work = !shared.stealers[p.index].is_empty()
             || p.has_runnext()
             || !shared.injector.is_empty()
@@ -300,6 +301,19 @@ impl Idle {
     /// Number of M threads started and not yet joined.
     pub(crate) fn thread_count(&self) -> usize {
         self.lock().threads.len()
+    }
+
+    /// For diagnostics (`diag/`): M ids, sleeping M ids, idle P indexes.
+    pub(crate) fn snapshot(&self) -> super::stats::IdleSnapshot {
+        let synced = self.lock();
+        // SAFETY: Ms on these lists are alive while listed (freed only after
+        // `stop_all` takes them off under this lock); `id` is immutable.
+        let id = |m: &MPtr| unsafe { &*m.0 }.id;
+        super::stats::IdleSnapshot {
+            ms: synced.threads.iter().map(|(m, _)| id(m)).collect(),
+            idle_ms: synced.idle_ms.iter().map(id).collect(),
+            idle_ps: synced.idle_ps.clone(),
+        }
     }
 
     /// Shutdown: wakes every sleeping M with no P (so it exits), then joins

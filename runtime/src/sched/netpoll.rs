@@ -35,6 +35,7 @@ use super::waiter::Waiter;
 /// runtime's global queue in one batch, threads are unparked one by one.
 pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
     let mut pinned: Option<Arc<Shared>> = None;
+    let mut readied = 0u64;
     for waiter in waiters.drain(..) {
         let g = match waiter {
             Waiter::Goroutine(g) => g,
@@ -50,12 +51,13 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
             crate::sys::abort();
         }
         g.set_status(Status::Runnable);
-        tracing::trace!(goroutine = g.id(), "ready (netpoll)");
+        tracing::trace!(target: "goro::netpoll", goroutine = g.id(), "ready (netpoll)");
         if pinned
             .as_ref()
             .is_none_or(|shared| !ptr::eq(Arc::as_ptr(shared), g.shared))
         {
             if let Some(previous) = pinned.take() {
+                super::stats::count_netpoll_batch(&previous, std::mem::take(&mut readied));
                 wakep_global(&previous);
             }
             // The matching decrement is the drop of `pinned`, after the last
@@ -69,9 +71,11 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
         }
         if let Some(shared) = &pinned {
             shared.injector.push(g);
+            readied += 1;
         }
     }
     if let Some(shared) = pinned {
+        super::stats::count_netpoll_batch(&shared, readied);
         wakep_global(&shared);
     }
 }

@@ -78,6 +78,7 @@ pub(crate) fn get(shared: &Shared, p: Option<&P>, stack_size: usize) -> io::Resu
         }
     }
     let stack = Stack::new(stack_size)?;
+    super::stats::count_stack_mapped(shared, stack.usable());
     let bare = shared.pool.lock().bare.pop();
     if let Some(g) = bare {
         // SAFETY: a bare G is Idle and owned by us now; it has no frames.
@@ -99,6 +100,7 @@ pub(crate) fn put(shared: &Shared, p: Option<&P>, g: GRef) {
     // SAFETY: the caller owns the dead G and is not running on its stack.
     let usable = unsafe { g.stack() }.map(Stack::usable);
     if usable != Some(shared.config.stack_size) {
+        super::stats::count_stack_unmapped(shared, usable.unwrap_or(0));
         // SAFETY: as above: no frames live on the old stack.
         unsafe { g.set_stack(None) };
         shared.pool.lock().bare.push(g);

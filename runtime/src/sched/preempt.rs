@@ -300,12 +300,9 @@ pub(crate) extern "C" fn park_preempted() {
     let errno = errno();
     // SAFETY: the handler ran on an M, and the count keeps us on it.
     let m = unsafe { &*current_m() };
-    m.shared()
-        .sysmon
-        .counters
-        .preempt_done
-        .fetch_add(1, Ordering::Relaxed);
-    tracing::trace!(m = m.id, "preempted");
+    if let Some(g) = m.curg.get() {
+        super::stats::count_preempt_done(m.shared(), g.id());
+    }
     switch_out_locked(m, Pending::Preempted);
     set_errno(errno);
 }

@@ -392,14 +392,14 @@ fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
                 // Half of the victim's queue (the popped G included).
                 let limit = available.div_ceil(2);
                 if let Steal::Success(g) = stealer.steal_batch_with_limit_and_pop(local, limit) {
-                    tracing::trace!(m = m.id, victim, limit, "steal");
+                    super::stats::count_steal(shared, p, victim, local.len() + 1);
                     return Some(g);
                 }
             } else if round > 0 {
                 // Like Go, take a victim's runnext only after a first round,
                 // and only if its owner left it there for `RUNNEXT_GRACE`.
                 if let Some(g) = shared.ps[victim].steal_runnext(RUNNEXT_GRACE) {
-                    tracing::trace!(m = m.id, victim, "steal runnext");
+                    super::stats::count_steal(shared, p, victim, 1);
                     return Some(g);
                 }
             }
@@ -443,7 +443,7 @@ pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
     let m = locked_goroutine_m("park()");
     let g = m.curg.get().expect("goro: park() called outside a goroutine");
     g.set_wait_reason(reason);
-    tracing::trace!(goroutine = g.id(), reason = reason.as_str(), "park");
+    tracing::trace!(target: "goro::sched", goroutine = g.id(), reason = reason.as_str(), "park");
     let mut unlock = Some(unlock);
     let mut call = move |g: GRef| match unlock.take() {
         Some(unlock) => unlock(g),
@@ -487,6 +487,7 @@ fn ready_to(g: GRef, next: bool, wake: bool) {
     }
     g.set_status(Status::Runnable);
     tracing::trace!(
+        target: "goro::sched",
         goroutine = g.id(),
         reason = g.wait_reason().as_str(),
         "ready"
@@ -567,6 +568,7 @@ pub(crate) fn spawn_here(
     task: TaskRef,
     name: Option<Box<str>>,
     stack_size: Option<usize>,
+    location: &'static std::panic::Location<'static>,
 ) -> Result<u64, SpawnError> {
     let _section = locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
@@ -578,17 +580,17 @@ pub(crate) fn spawn_here(
     let Some(p) = m.own_p() else {
         // An M whose P was taken while it sat in the kernel: spawn as a
         // foreign thread would, onto the global queue.
-        return spawn_external(shared, task, name, stack_size).map_err(SpawnError::Stack);
+        return spawn_external(shared, task, name, stack_size, location).map_err(SpawnError::Stack);
     };
     let size = stack_size.unwrap_or(shared.config.stack_size);
     let g = pool::get(shared, Some(p), size).map_err(SpawnError::Stack)?;
     // SAFETY: this M holds `p`.
     let id = unsafe { p.next_goroutine_id(&shared.next_goroutine_id) };
+    tracing::debug!(target: "goro::sched", goroutine = id, name = name.as_deref(), created_at = %location, "spawn");
     // SAFETY: `g` is Idle and owned by us; it has a stack.
-    unsafe { g.prepare(id, name, task) };
+    unsafe { g.prepare(id, name, location, task) };
     p.count_spawn();
     g.set_status(Status::Runnable);
-    tracing::trace!(goroutine = id, "spawn");
     // SAFETY: this M holds `p`; `g` is Runnable and unqueued.
     unsafe { p.put(g, true) };
     wakep(shared);
@@ -602,6 +604,7 @@ pub(crate) fn spawn_external(
     task: TaskRef,
     name: Option<Box<str>>,
     stack_size: Option<usize>,
+    location: &'static std::panic::Location<'static>,
 ) -> io::Result<u64> {
     // With no M at all, a failure to create one would strand the goroutine:
     // start the first M here and report that failure to the caller.
@@ -609,11 +612,11 @@ pub(crate) fn spawn_external(
     let size = stack_size.unwrap_or(shared.config.stack_size);
     let g = pool::get(shared, None, size)?;
     let id = shared.next_goroutine_id.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(target: "goro::sched", goroutine = id, name = name.as_deref(), created_at = %location, "spawn");
     // SAFETY: `g` is Idle and owned by us; it has a stack.
-    unsafe { g.prepare(id, name, task) };
+    unsafe { g.prepare(id, name, location, task) };
     shared.external_spawned.fetch_add(1, Ordering::AcqRel);
     g.set_status(Status::Runnable);
-    tracing::trace!(goroutine = id, "spawn (external)");
     shared.injector.push(g);
     wakep_global(shared);
     Ok(id)
@@ -633,6 +636,7 @@ extern "C" fn goroutine_entry(g: usize) -> ! {
         // SAFETY: this goroutine owns the task and runs it once.
         unsafe { task.run() };
     }
+    tracing::debug!(target: "goro::sched", goroutine = g.id(), "exit");
     // SAFETY: still our G; this drops the closure's Arc on the G's own stack.
     unsafe { g.clear_task() };
     locks::acquire();

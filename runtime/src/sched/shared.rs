@@ -11,6 +11,7 @@ use super::idle::Idle;
 use super::p::P;
 use super::pool::GlobalPool;
 use super::sysmon::Sysmon;
+use super::stats::Counters;
 
 /// Settings fixed when the runtime is built.
 #[derive(Clone, Debug)]
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub netpoll: OnceLock<Arc<goro_netpoll::Poller>>,
     /// Serialises starting the netpoller.
     pub netpoll_start: Mutex<()>,
+    /// Counters for `stats()` and schedtrace (`stats.rs`).
+    pub counters: Counters,
 }
 
 impl Shared {
@@ -65,6 +68,7 @@ impl Shared {
             .map(|(index, worker)| P::new(index, worker))
             .collect();
         Shared {
+            counters: Counters::new(config.procs),
             idle: Idle::new(config.procs),
             config,
             ps,

@@ -80,7 +80,7 @@
 //!   restart, such as `epoll_wait`), and a thread in an uninterruptible sleep
 //!   would not run the handler anyway.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -88,6 +88,7 @@ use std::time::Duration;
 use super::m::M;
 use super::p::{P, RETAKING, SYSCALL};
 use super::shared::Shared;
+use super::stats;
 use super::timers;
 use crate::sys::{futex, thread};
 
@@ -106,19 +107,6 @@ const KERNEL_CHECK: u64 = 1_000_000;
 /// A preemption signal that was not answered is sent again after this long.
 const RESIGNAL: u64 = 10_000_000;
 
-/// Counters for `stats()` and the tests.
-#[derive(Default)]
-pub(crate) struct Counters {
-    /// SIGURGs sent.
-    pub preempt_requested: AtomicU64,
-    /// Goroutines actually preempted (counted by the trampoline's park).
-    pub preempt_done: AtomicU64,
-    /// Ps retaken from `blocking()` calls.
-    pub syscall_retakes: AtomicU64,
-    /// Ps handed off from Ms blocked in the kernel outside `blocking()`.
-    pub blocked_handoffs: AtomicU64,
-}
-
 #[derive(Default)]
 pub(crate) struct Sysmon {
     started: AtomicBool,
@@ -128,7 +116,6 @@ pub(crate) struct Sysmon {
     wake_word: AtomicU32,
     /// Set while sysmon sleeps with no timeout (every P idle).
     deep_sleep: AtomicBool,
-    pub counters: Counters,
 }
 
 /// What sysmon remembers about one P between ticks.
@@ -409,12 +396,7 @@ impl Tick<'_> {
             .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            shared
-                .sysmon
-                .counters
-                .syscall_retakes
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(p = p.index, "sysmon: retook a P from blocking()");
+            stats::count_sysmon_retake(shared, p.index);
             idle.handoff_p(shared, p);
             self.acted = true;
         }
@@ -443,12 +425,7 @@ impl Tick<'_> {
         m.orphaned.store(true, Ordering::Release);
         p.owner.store(0, Ordering::Release);
         let shared = self.shared;
-        shared
-            .sysmon
-            .counters
-            .blocked_handoffs
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(p = p.index, m = m.id, "sysmon: handed off the P of an M blocked in the kernel");
+        stats::count_sysmon_retake(shared, p.index);
         shared.idle.handoff_p(shared, p);
         self.acted = true;
         true
@@ -488,12 +465,7 @@ impl Tick<'_> {
         if tid == 0 {
             return;
         }
-        self.shared
-            .sysmon
-            .counters
-            .preempt_requested
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::trace!(m = m.id, "sysmon: preempt");
+        stats::count_preempt_request(self.shared, m.id);
         let _ = thread::tgkill(tid, super::preempt::SIGNAL);
         self.acted = true;
     }

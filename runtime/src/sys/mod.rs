@@ -7,6 +7,7 @@
 
 pub mod futex;
 pub mod net;
+pub mod notify;
 pub mod signal;
 pub mod thread;
 

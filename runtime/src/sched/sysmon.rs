@@ -37,9 +37,12 @@
 //! clock: one system call, about 1 µs) and compares it with the previous
 //! reading, 1 ms earlier. A thread that got under a tenth of that interval on
 //! a CPU is not running: it sleeps in the kernel (or the OS has it
-//! descheduled, and then lending its P out costs nothing either). So the
-//! check costs one `clock_gettime` per busy P per millisecond, and nothing
-//! per 20 µs tick.
+//! descheduled). After two such checks in a row — 2 ms off the CPU — sysmon
+//! confirms with the thread's state letter in `/proc/self/task/TID/stat`
+//! (about 10 µs): 'R' means runnable, i.e. descheduled by an oversubscribed
+//! machine rather than blocked, and then the P stays. So the check costs one
+//! `clock_gettime` per busy P per millisecond, plus one `/proc` read per
+//! handoff, and nothing per 20 µs tick.
 //!
 //! Taking the P from an M that did not agree to it needs more than a
 //! compare-exchange: the M may wake at any moment and use its P without
@@ -70,9 +73,9 @@
 //!
 //! # Rejected alternatives
 //!
-//! - **Reading `/proc/self/task/TID/stat`** for the thread state: an open,
-//!   read and close (about 10 µs) per check, and the state letter says no
-//!   more than the CPU clock does.
+//! - **Reading `/proc/self/task/TID/stat` on every check**: an open, read
+//!   and close (about 10 µs) per busy P per millisecond; the CPU clock
+//!   filters first, and `/proc` only confirms.
 //! - **A fence on the M's side** instead of `membarrier`: an `mfence` (about
 //!   30 cycles) on every park, ready and spawn, to speed up a rare event.
 //! - **Signalling the blocked M** so that it gives the P up itself: the
@@ -132,6 +135,8 @@ struct Watch {
     checked: u64,
     /// When sysmon last signalled the owner for this slice.
     signalled: u64,
+    /// Consecutive kernel checks that found the M off the CPU.
+    blocked_checks: u32,
 }
 
 /// An M whose P was handed off while it sat in the kernel.
@@ -343,7 +348,14 @@ impl Tick<'_> {
                 && cpu.saturating_sub(watch.cpu) * 10 < self.now - watch.checked;
             watch.cpu = cpu;
             watch.checked = self.now;
-            if blocked && self.fenced && self.take_from_blocked(p, m, owner) {
+            watch.blocked_checks = if blocked { watch.blocked_checks + 1 } else { 0 };
+            // Two checks in a row (2 ms off the CPU): one alone may be the
+            // OS descheduling a busy thread on a loaded machine.
+            if watch.blocked_checks >= 2
+                && self.fenced
+                && !thread::is_runnable(m.tid.load(Ordering::Acquire)).unwrap_or(false)
+                && self.take_from_blocked(p, m, owner)
+            {
                 watch.owner = 0;
                 return Some(Orphan {
                     m,

@@ -304,6 +304,9 @@ fn sigquit_child() {
         assert_eq!(back, text);
     };
     echo(b"before");
+    // Let the server's goroutines get back to their reads (the echo returns
+    // as soon as the reply is written, before the next read parks).
+    std::thread::sleep(Duration::from_millis(100));
     // SAFETY: kill(2) on our own pid has no memory preconditions.
     unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
     std::thread::sleep(Duration::from_millis(500));

@@ -74,8 +74,7 @@ fn enter(m: &M) {
     m.blocking_g.set(g);
     if let Some(p) = m.own_p() {
         p.syscalltick.fetch_add(1, Ordering::Relaxed);
-        p.owner
-            .store(m.owner_tag() | SYSCALL, Ordering::Release);
+        p.owner.store(m.owner_tag() | SYSCALL, Ordering::Release);
         m.syscall_p.set(p);
     }
     m.p.set(std::ptr::null());
@@ -90,7 +89,10 @@ impl Drop for Exit {
         // to switch), so this is the same, live M.
         let m = unsafe { &*current_m() };
         stats::count_syscall_exit(m.shared());
-        let g = m.blocking_g.take().expect("goro: blocking() lost its goroutine");
+        let g = m
+            .blocking_g
+            .take()
+            .expect("goro: blocking() lost its goroutine");
         m.curg.set(Some(g));
         let p = m.syscall_p.replace(std::ptr::null());
         if !p.is_null() {

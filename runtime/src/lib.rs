@@ -18,7 +18,7 @@
 //!
 //! A goroutine can resume on a different OS thread after any point where it
 //! switches out: `yield_now`, a `join`, a `WaitGroup::wait`, spawning (which
-//! may hand the P over), and — once async preemption lands — after *any*
+//! may hand the P over), and — with async preemption — after *any*
 //! instruction. So:
 //!
 //! - a `thread_local!` read before such a point and again after it may see two
@@ -28,7 +28,17 @@
 //!   released by another thread; use `goro::sync` types, which park the
 //!   goroutine;
 //! - thread identity (`std::thread::current().id()`, `gettid`) is not
-//!   goroutine identity.
+//!   goroutine identity;
+//! - with preemption, even a thread-local's *address* kept in a register
+//!   between two instructions may belong to the previous thread (LLVM keeps
+//!   `errno`'s address this way). The runtime carries errno's value to the
+//!   new thread; `goro::preempt::disable()` pins a goroutine for a scope
+//!   that needs its thread. std's stdout and stderr locks are reentrant per
+//!   thread: a goroutine preempted in the middle of a `println!` leaves the
+//!   lock held by its old thread, and another goroutine printing on that
+//!   thread re-enters it and panics ("already borrowed"). Print through a
+//!   `goro::sync::Mutex`, or under `preempt::disable()`, where goroutines
+//!   that run for whole time slices also print.
 //!
 //! The runtime itself never caches its thread-local across a switch (see
 //! `sched::m`); tests check that a goroutine migrating mid-function keeps its
@@ -41,8 +51,8 @@
 //! save them (see `arch`).
 
 pub mod arch;
-pub mod chan;
 pub mod blocking;
+pub mod chan;
 mod config;
 mod debug_flags;
 mod diag;
@@ -57,8 +67,8 @@ pub mod sys;
 pub mod time;
 mod util;
 
-pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use blocking::blocking;
+pub use runtime::{run, Runtime, RuntimeBuilder};
 pub use sched::yield_now;
 pub use sched::{JoinHandle, ABANDONED};
 pub use spawn::{go, Builder};

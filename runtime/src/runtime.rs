@@ -161,7 +161,9 @@ impl RuntimeBuilder {
             max_threads,
             netpoll: self.netpoll.or(environment.netpoll),
             async_preempt,
-            preempt_slice: u64::try_from(preempt_slice.as_nanos()).unwrap_or(u64::MAX).max(1),
+            preempt_slice: u64::try_from(preempt_slice.as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1),
         }));
         crate::diag::register(&shared, &environment.debug);
         tracing::debug!(procs, stack_size, max_threads, "runtime built");

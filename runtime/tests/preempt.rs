@@ -212,7 +212,12 @@ fn no_eintr_reaches_file_and_pipe_reads_while_preemption_signals_fly() {
                 let mut byte = [0u8; 1];
                 // SAFETY: reads into a live one-byte buffer.
                 let n = unsafe { libc::read(read_fd, byte.as_mut_ptr().cast(), 1) };
-                assert_eq!(n, 1, "pipe read failed: {}", std::io::Error::last_os_error());
+                assert_eq!(
+                    n,
+                    1,
+                    "pipe read failed: {}",
+                    std::io::Error::last_os_error()
+                );
                 reads += 1;
                 // Run a little, so sysmon signals this M too.
                 let mut x = 1u64;
@@ -286,11 +291,17 @@ fn a_thread_sleep_without_blocking_is_handed_off_too() {
     const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
     // SAFETY: a membarrier command with no pointers.
     if unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) } != 0 {
-        println!("skipped: membarrier is unavailable here ({})", std::io::Error::last_os_error());
+        println!(
+            "skipped: membarrier is unavailable here ({})",
+            std::io::Error::last_os_error()
+        );
         return;
     }
     let (progress, handoffs) = counter_progress_during_a_blocked_sleep(false);
-    assert!(progress > 0, "the counter stood still during std::thread::sleep");
+    assert!(
+        progress > 0,
+        "the counter stood still during std::thread::sleep"
+    );
     assert!(handoffs > 0, "no handoff was counted");
 }
 
@@ -351,13 +362,22 @@ fn asyncpreemptoff_really_turns_preemption_off() {
     let run = |env: &[(&str, &str)]| {
         let output = common::run_child("asyncpreemptoff_child", env);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success() && stdout.contains("CHILD-OK"), "{output:?}");
+        assert!(
+            output.status.success() && stdout.contains("CHILD-OK"),
+            "{output:?}"
+        );
         stdout
     };
     let off = run(&[("GORO_DEBUG", "asyncpreemptoff=1")]);
-    assert!(off.contains("sleeper_first=false"), "preemption was not off: {off}");
+    assert!(
+        off.contains("sleeper_first=false"),
+        "preemption was not off: {off}"
+    );
     let on = run(&[]);
-    assert!(on.contains("sleeper_first=true"), "preemption did not happen: {on}");
+    assert!(
+        on.contains("sleeper_first=true"),
+        "preemption did not happen: {on}"
+    );
 }
 
 #[test]

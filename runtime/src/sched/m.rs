@@ -280,8 +280,10 @@ fn m_main(m: MPtr) {
     m.locks
         .store(super::locks::address().cast_mut(), Ordering::Release);
     m.tid.store(sys::gettid(), Ordering::Release);
-    m.cpu_clock
-        .store(sys::thread::thread_cpu_clock().unwrap_or(-1), Ordering::Release);
+    m.cpu_clock.store(
+        sys::thread::thread_cpu_clock().unwrap_or(-1),
+        Ordering::Release,
+    );
     super::preempt::prepare_thread();
     m.install_p(m.next_p.swap(ptr::null_mut(), Ordering::Acquire));
     m.spinning.set(m.next_spinning.load(Ordering::Relaxed));

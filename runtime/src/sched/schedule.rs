@@ -441,7 +441,10 @@ fn reset_spinning(m: &M) {
 pub(crate) fn park<F: FnOnce(GRef) -> bool>(reason: WaitReason, unlock: F) {
     locks::acquire();
     let m = locked_goroutine_m("park()");
-    let g = m.curg.get().expect("goro: park() called outside a goroutine");
+    let g = m
+        .curg
+        .get()
+        .expect("goro: park() called outside a goroutine");
     g.set_wait_reason(reason);
     tracing::trace!(target: "goro::sched", goroutine = g.id(), reason = reason.as_str(), "park");
     let mut unlock = Some(unlock);

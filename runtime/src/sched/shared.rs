@@ -10,8 +10,8 @@ use super::g::GRef;
 use super::idle::Idle;
 use super::p::P;
 use super::pool::GlobalPool;
-use super::sysmon::Sysmon;
 use super::stats::Counters;
+use super::sysmon::Sysmon;
 
 /// Settings fixed when the runtime is built.
 #[derive(Clone, Debug)]

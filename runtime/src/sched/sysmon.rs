@@ -201,11 +201,7 @@ impl Sysmon {
     /// Stops and joins sysmon (shutdown, after `stopping` is set).
     pub(crate) fn stop(&self) {
         self.wake();
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }
@@ -344,8 +340,8 @@ impl Tick<'_> {
         let ran = self.now - watch.since;
         if self.now - watch.checked >= KERNEL_CHECK {
             let cpu = cpu_time(m);
-            let blocked = cpu != u64::MAX
-                && cpu.saturating_sub(watch.cpu) * 10 < self.now - watch.checked;
+            let blocked =
+                cpu != u64::MAX && cpu.saturating_sub(watch.cpu) * 10 < self.now - watch.checked;
             watch.cpu = cpu;
             watch.checked = self.now;
             watch.blocked_checks = if blocked { watch.blocked_checks + 1 } else { 0 };
@@ -396,15 +392,13 @@ impl Tick<'_> {
         let shared = self.shared;
         let idle = &shared.idle;
         let has_work = !shared.stealers[p.index].is_empty() || p.has_runnext();
-        let helpers =
-            idle.npidle.load(Ordering::SeqCst) + idle.nmspinning.load(Ordering::SeqCst);
+        let helpers = idle.npidle.load(Ordering::SeqCst) + idle.nmspinning.load(Ordering::SeqCst);
         if !has_work && helpers > 0 && self.now - watch.since < IDLE_SYSCALL_GRACE {
             self.due_at(watch.since + IDLE_SYSCALL_GRACE);
             return;
         }
         watch.owner = 0;
-        if p
-            .owner
+        if p.owner
             .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {

@@ -178,7 +178,14 @@ pub(crate) fn switch_out_locked(m: &M, pending: Pending) {
     m.pending_g.set(Some(current));
     let shared = m.shared();
     let next = match m.own_p() {
-        Some(p) => next_local(shared, p, pending != Pending::Park),
+        Some(p) => {
+            if pending == Pending::Preempted {
+                // A timer that fell due during the slice (a sleeper beside
+                // a spinner) runs before the preempted G comes round again.
+                timers::run_own(p);
+            }
+            next_local(shared, p, pending != Pending::Park)
+        }
         // No P (it was taken while we sat in the kernel): g0 requeues us.
         None => None,
     };

@@ -107,8 +107,11 @@ const IDLE_SYSCALL_GRACE: u64 = 10_000_000;
 /// How long a P's `schedtick` must stand still before sysmon checks whether
 /// its M sits in the kernel, and how often it checks again.
 const KERNEL_CHECK: u64 = 1_000_000;
-/// A preemption signal that was not answered is sent again after this long.
-const RESIGNAL: u64 = 10_000_000;
+/// A preemption the handler refused (runtime code, libc) is asked for again
+/// after this long; each signal costs its victim 8–12 µs (DESIGN §5).
+const RESIGNAL: u64 = 1_000_000;
+/// A signal unanswered for this long is taken as lost and sent again.
+const LOST_SIGNAL: u64 = 10_000_000;
 
 #[derive(Default)]
 pub(crate) struct Sysmon {
@@ -226,15 +229,22 @@ impl Sysmon {
     }
 }
 
-fn run(shared: &Shared) {
-    thread::set_timer_slack(1_000);
-    let fenced = match thread::membarrier_register() {
+/// `membarrier` registration: done once per process, lazily — it takes
+/// about 14 ms here (the kernel waits for an RCU grace period), which must
+/// not delay sysmon's first ticks.
+fn membarrier_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| match thread::membarrier_register() {
         Ok(()) => true,
         Err(error) => {
             tracing::debug!(%error, "goro: no membarrier; only blocking() hands Ps off");
             false
         }
-    };
+    })
+}
+
+fn run(shared: &Shared) {
+    thread::set_timer_slack(1_000);
     let sysmon = &shared.sysmon;
     let mut watches = vec![Watch::default(); shared.ps.len()];
     let mut orphans: Vec<Orphan> = Vec::new();
@@ -267,7 +277,6 @@ fn run(shared: &Shared) {
         let mut tick = Tick {
             shared,
             now,
-            fenced,
             slice: shared.config.preempt_slice,
             preempt: shared.config.async_preempt,
             acted: false,
@@ -296,7 +305,6 @@ fn run(shared: &Shared) {
 struct Tick<'a> {
     shared: &'a Shared,
     now: u64,
-    fenced: bool,
     slice: u64,
     preempt: bool,
     acted: bool,
@@ -348,7 +356,6 @@ impl Tick<'_> {
             // Two checks in a row (2 ms off the CPU): one alone may be the
             // OS descheduling a busy thread on a loaded machine.
             if watch.blocked_checks >= 2
-                && self.fenced
                 && !thread::is_runnable(m.tid.load(Ordering::Acquire)).unwrap_or(false)
                 && self.take_from_blocked(p, m, owner)
             {
@@ -366,8 +373,10 @@ impl Tick<'_> {
         if self.preempt {
             if ran >= self.slice {
                 if watch.signalled == 0 || self.now - watch.signalled >= RESIGNAL {
-                    self.request_preempt(m, watch.signalled != 0);
-                    watch.signalled = self.now;
+                    let lost = watch.signalled != 0 && self.now - watch.signalled >= LOST_SIGNAL;
+                    if self.request_preempt(m, lost) {
+                        watch.signalled = self.now;
+                    }
                 }
             } else {
                 self.due_at(watch.since + self.slice);
@@ -411,7 +420,7 @@ impl Tick<'_> {
     /// Steps 1–4 of the module doc's protocol.
     fn take_from_blocked(&mut self, p: &P, m: &M, owner: usize) -> bool {
         let locks = m.locks.load(Ordering::Acquire);
-        if locks.is_null() {
+        if locks.is_null() || !membarrier_ready() {
             return false;
         }
         // SAFETY: the M's TLS count lives as long as its thread, and its
@@ -453,27 +462,32 @@ impl Tick<'_> {
             let due = self.now - orphan.since >= self.slice
                 && (orphan.signalled == 0 || self.now - orphan.signalled >= RESIGNAL);
             if self.preempt && running && due {
-                self.request_preempt(m, orphan.signalled != 0);
-                orphan.signalled = self.now;
+                let lost = orphan.signalled != 0 && self.now - orphan.signalled >= LOST_SIGNAL;
+                if self.request_preempt(m, lost) {
+                    orphan.signalled = self.now;
+                }
             }
         }
         self.due_at(orphan.checked + KERNEL_CHECK);
         true
     }
 
-    /// Sends SIGURG to `m` unless one is already on its way (`again`: the
-    /// last one went unanswered for `RESIGNAL`, so send regardless).
-    fn request_preempt(&mut self, m: &M, again: bool) {
-        if m.preempt_requested.swap(true, Ordering::AcqRel) && !again {
-            return;
+    /// Sends SIGURG to `m` unless one is already on its way (the handler
+    /// clears the flag, taking the request or refusing it); `lost`: the last
+    /// one went unanswered so long that it must have been lost. Returns
+    /// whether a signal went out.
+    fn request_preempt(&mut self, m: &M, lost: bool) -> bool {
+        if m.preempt_requested.swap(true, Ordering::AcqRel) && !lost {
+            return false;
         }
         let tid = m.tid.load(Ordering::Acquire);
         if tid == 0 {
-            return;
+            return false;
         }
         stats::count_preempt_request(self.shared, m.id);
         let _ = thread::tgkill(tid, super::preempt::SIGNAL);
         self.acted = true;
+        true
     }
 }
 

@@ -18,7 +18,7 @@ measure=3; warm=1
 [ -n "${QUICK:-}" ] && { measure=1; warm=1; }
 
 cd "$here"
-cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex --bench sleepers >/dev/null 2>&1
+cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex --bench sleepers --bench preempt >/dev/null 2>&1
 # 100,000 sleeping goroutines need 200,000 stack mappings: raise
 # vm.max_map_count for this run if we can (root), and restore it on exit.
 sleepers=100000
@@ -49,6 +49,10 @@ bash "$yard" micro pingpong 2
 # sync.Mutex: 4 goroutines x 1M lock/unlock at GOMAXPROCS=2 (ci/go/mutex).
 (cd "$here/ci/go/mutex" && go build -o "$here/target/go-mutex" .)
 "$here/target/go-mutex"
+# Issue 5: wake lateness beside a spinner, progress during a blocking
+# syscall, cost of a preemption, idle CPU (ci/go/preempt; ~12 s).
+(cd "$here/ci/go/preempt" && go build -o "$here/target/go-preempt" .)
+"$here/target/go-preempt"
 
 echo "== goro =="
 # criterion's "time: [low mid high]" → FIGURE lines with the median estimate.
@@ -60,3 +64,4 @@ done
 cargo bench --bench idle_rss -- 30000 2>/dev/null | grep FIGURE
 cargo bench --bench sleepers -- 1 "$sleepers" 2>/dev/null | grep FIGURE
 cargo bench --bench sleepers -- 2 "$sleepers" 2>/dev/null | grep FIGURE
+cargo bench --bench preempt 2>/dev/null | grep FIGURE

@@ -1,0 +1,3 @@
+module goro-bench-preempt
+
+go 1.19

@@ -150,9 +150,10 @@ fn a_goroutine_waiting_on_a_mutex_does_not_block_its_m() {
 /// parks, yields or returns to the scheduler) still gets the lock: the wake
 /// readies it on the unlocker's P *and* starts an idle M (`wakep`), which
 /// takes it from there. A wake without `wakep` (rejected in `raw_mutex.rs`:
-/// it keeps the waiter on the unlocker's P) would hang here until the unlocker
-/// stopped spinning, which it never does. The spin is bounded only as a
-/// guard against hanging the suite, not as a timing assertion.
+/// it keeps the waiter on the unlocker's P) would leave the waiter queued
+/// until the unlocker stopped spinning, which it never does, or was
+/// preempted. The spin is bounded only as a guard against hanging the
+/// suite, not as a timing assertion.
 #[test]
 fn a_woken_waiter_runs_while_its_unlocker_keeps_the_cpu() {
     const GUARD: Duration = Duration::from_secs(30);

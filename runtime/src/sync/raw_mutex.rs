@@ -131,11 +131,12 @@
 //!   second P stays asleep and the lock stays on one CPU). It does keep
 //!   the lock on one M (≤ 10 handovers between Ms in 4M pairs, against
 //!   40–40,000), but it loses progress: a waiter woken by a goroutine that
-//!   then keeps its CPU never runs, since no M is awake to take it from
-//!   `runnext` and goro has no preemption yet (issue 5).
+//!   then keeps its CPU does not run until that goroutine parks or is
+//!   preempted, since no M is awake to take it from `runnext`. Measured
+//!   on a base without preemption, where
 //!   `tests/sync_mutex.rs` (`a_woken_waiter_runs_while_its_unlocker_keeps_
-//!   the_cpu`) hangs with it. Worth revisiting once sysmon preempts and
-//!   retakes Ps: then the wait is bounded (10 ms), still a latency cost
+//!   the_cpu`) hangs with it; with sysmon's preemption the wait is bounded
+//!   by the preemption slice (10 ms), still a latency and parallelism cost
 //!   Go's design does not pay. Skipping `wakep` only "when no P is idle"
 //!   changes nothing: `wakep` already returns at once then.
 //! - **Lock fast path as load + CAS from the loaded word** (one locked RMW

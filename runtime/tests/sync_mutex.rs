@@ -146,6 +146,74 @@ fn a_goroutine_waiting_on_a_mutex_does_not_block_its_m() {
     });
 }
 
+/// A waiter woken by an unlock whose goroutine then keeps its CPU (it never
+/// parks, yields or returns to the scheduler) still gets the lock: the wake
+/// readies it on the unlocker's P *and* starts an idle M (`wakep`), which
+/// takes it from there. A wake without `wakep` (rejected in `raw_mutex.rs`:
+/// it keeps the waiter on the unlocker's P) would leave the waiter queued
+/// until the unlocker stopped spinning, which it never does, or was
+/// preempted. The spin is bounded only as a guard against hanging the
+/// suite, not as a timing assertion.
+#[test]
+fn a_woken_waiter_runs_while_its_unlocker_keeps_the_cpu() {
+    const GUARD: Duration = Duration::from_secs(30);
+    for procs in [2, 4] {
+        common::runtime(procs).block_on(move || {
+            let mutex = Arc::new(Mutex::new(0u64));
+            let guard = mutex.lock();
+            let taken = Arc::new(AtomicBool::new(false));
+            let waiter = {
+                let (mutex, taken) = (mutex.clone(), taken.clone());
+                go(move || {
+                    *mutex.lock() += 1;
+                    taken.store(true, Ordering::SeqCst);
+                })
+            };
+            // The waiter runs (on this P or a thief's) and parks on the lock;
+            // then the other Ms stop spinning (~20 µs) and fall asleep, so
+            // only a wake started by the unlock can run the waiter.
+            common::let_others_run();
+            common::yield_for(Duration::from_millis(5));
+            drop(guard);
+            let start = std::time::Instant::now();
+            while !taken.load(Ordering::SeqCst) {
+                assert!(
+                    start.elapsed() < GUARD,
+                    "procs={procs}: the woken waiter never ran while its unlocker spun"
+                );
+                std::hint::spin_loop();
+            }
+            waiter.join().unwrap();
+            assert_eq!(*mutex.lock(), 1);
+        });
+    }
+}
+
+/// Many rounds of the bench's shape (4 goroutines, 2 Ps, tiny critical
+/// sections): every increment lands, and the run finishes. This is the path
+/// where waiters stay counted while the lock is free, so `lock` barges from
+/// the word its failed CAS saw and `unlock` decides inline whether to wake.
+#[test]
+fn four_goroutines_on_two_ps_lose_no_updates() {
+    const PER: u64 = 200_000;
+    common::runtime(2).block_on(|| {
+        let mutex = Arc::new(Mutex::new(0u64));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let mutex = mutex.clone();
+                go(move || {
+                    for _ in 0..PER {
+                        *mutex.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(*mutex.lock(), 4 * PER);
+        assert!(!mutex.is_locked());
+    });
+}
+
 /// A foreign thread blocks (it has no goroutine to park) until a goroutine
 /// unlocks, and goroutines wait for a thread's lock.
 #[test]

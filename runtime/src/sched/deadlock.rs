@@ -41,6 +41,9 @@ use super::waiter::FOREIGN_BLOCKED;
 
 /// Called by the last M going idle, under the sched lock, with the number of
 /// M threads this runtime has. Exits the process if it is deadlocked.
+/// Looks at the thread count this many times, 1 ms apart (see `check`).
+const SETTLE_TRIES: usize = 10;
+
 pub(crate) fn check(shared: &Shared, m_threads: usize) {
     if shared.is_stopping()
         || timers::earliest(shared) != NEVER
@@ -50,15 +53,23 @@ pub(crate) fn check(shared: &Shared, m_threads: usize) {
     {
         return;
     }
-    let blocked = FOREIGN_BLOCKED.load(Ordering::SeqCst);
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    let sysmon = usize::from(shared.sysmon.is_running());
-    if tasks.count() != m_threads + blocked + sysmon + crate::diag::helper_threads() {
-        return;
+    // The runtime's helper threads (sysmon, diagnostics) are counted from
+    // just before they are spawned until just after they are joined, so the
+    // count can be off for a moment while one starts or stops: look a few
+    // times before calling it a foreign thread at work.
+    for attempt in 0..SETTLE_TRIES {
+        let blocked = FOREIGN_BLOCKED.load(Ordering::SeqCst);
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        let sysmon = usize::from(shared.sysmon.is_counted());
+        if tasks.count() == m_threads + blocked + sysmon + crate::diag::helper_threads() {
+            report(shared);
+        }
+        if attempt + 1 < SETTLE_TRIES {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
-    report(shared);
 }
 
 /// Prints Go's message and the parked goroutines, and exits with status 2.

@@ -116,6 +116,8 @@ const LOST_SIGNAL: u64 = 10_000_000;
 #[derive(Default)]
 pub(crate) struct Sysmon {
     started: AtomicBool,
+    /// The thread failed to start, or was joined.
+    gone: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Futex word: bumped to wake sysmon early (new work after a deep
     /// sleep, or shutdown).
@@ -173,19 +175,20 @@ impl Sysmon {
             });
         match spawned {
             Ok(handle) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle),
-            Err(error) => tracing::warn!(
-                %error,
-                "goro: cannot start sysmon: no preemption and no blocked-M handoff"
-            ),
+            Err(error) => {
+                self.gone.store(true, Ordering::SeqCst);
+                tracing::warn!(
+                    %error,
+                    "goro: cannot start sysmon: no preemption and no blocked-M handoff"
+                );
+            }
         }
     }
 
-    /// Whether the sysmon thread is running (the deadlock check counts it).
-    pub(crate) fn is_running(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+    /// Whether the deadlock check should count a sysmon thread: from just
+    /// before it is spawned until it is joined (or failed to start).
+    pub(crate) fn is_counted(&self) -> bool {
+        self.started.load(Ordering::SeqCst) && !self.gone.load(Ordering::SeqCst)
     }
 
     /// Called when a P leaves the idle list: wakes a deeply sleeping sysmon.
@@ -207,6 +210,7 @@ impl Sysmon {
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             let _ = handle.join();
+            self.gone.store(true, Ordering::SeqCst);
         }
     }
 

@@ -7,9 +7,11 @@
 //! | `schedtrace` | milliseconds (`1000`), or a duration (`500ms`, `2s`) | print Go's `SCHED` line to stderr every period; `0` is off |
 //! | `scheddetail` | `0` or `1` | with `schedtrace`, add a line per P, M and goroutine |
 //! | `sigquit` | `dump` (default) or `exit` | after the SIGQUIT goroutine dump, carry on, or exit with status 2 as Go does |
+//! | `asyncpreemptoff` | `0` or `1` | `1`: sysmon sends no preemption signal (`sched/preempt.rs`) |
+//! | `preemptslice` | a duration (`10ms` default, `500us`) | how long a goroutine runs before sysmon preempts it |
 //!
-//! This file is the one parser: a new key is one arm in [`DebugFlags::set`]
-//! (issue 5 adds `asyncpreemptoff=1`, `preemptslice=…`), using the value
+//! This file is the one parser: a new key is one arm in [`DebugFlags::set`],
+//! using the value
 //! parsers below. A malformed value is an error naming `GORO_DEBUG`, which
 //! `RuntimeBuilder::build` returns; an unknown key is kept in
 //! [`DebugFlags::unknown`] and warned about through `tracing`, as Go

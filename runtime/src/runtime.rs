@@ -24,8 +24,8 @@
 //! Their stacks hold live frames that can never be unwound, and a foreign
 //! thread may still hold a `sched::Waiter` for one of them. So if any
 //! goroutine was abandoned, or an M was still running one at the deadline
-//! (only possible with a goroutine that never yields; async preemption is a
-//! later issue), the runtime's shared state is deliberately leaked rather than
+//! (a goroutine that never yields, with async preemption off, or one inside
+//! a long `blocking()` call), the runtime's shared state is deliberately leaked rather than
 //! freed, and a `tracing` warning says so. A clean shutdown frees everything:
 //! threads joined, stacks unmapped.
 

@@ -1,5 +1,8 @@
-//! All of goro's assembly: the user-space context switch and the first-run
-//! trampoline of a goroutine.
+//! goro's context-switch assembly: the user-space switch, the first-run
+//! trampoline of a goroutine, and the async-preemption trampoline
+//! (`preempt_trampoline`; the handler that enters it is `sched/preempt.rs`).
+//! The one other piece of assembly, the "locks" count's single-instruction
+//! TLS increment, lives with its rules in `sched/locks.rs`.
 //!
 //! # Why inline `asm!` and not the `context` crate
 //!
@@ -26,7 +29,7 @@
 //! not save them on a switch (it would cost about 2 ns); like Go, it requires
 //! that a goroutine which changes the rounding mode or exception masks restores
 //! them before it can be switched out (before any yield, park, channel
-//! operation or spawn). Async preemption (a later issue) saves the full XSAVE
+//! operation or spawn). Async preemption (`sched/preempt.rs`) saves the full XSAVE
 //! state, so preemption at an arbitrary instruction is not affected by this rule.
 //!
 //! # Nothing unwinds across a switch

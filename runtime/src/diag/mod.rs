@@ -24,8 +24,9 @@
 //! Rejected: a schedtrace thread per runtime (a thread per runtime for a
 //! debug feature, and a second wake-up source), and printing schedtrace
 //! from the Ms (an M that prints holds up its P; an idle runtime, whose
-//! Ms all sleep, would print nothing). Issue 5's sysmon may take over the
-//! clock tick and schedtrace; the registry below is what it would read.
+//! Ms all sleep, would print nothing). sysmon (`sched/sysmon.rs`) is
+//! per runtime and sleeps deeply when idle, so it does not print schedtrace,
+//! which must keep its period; the registry below is process-wide.
 //!
 //! # Locks
 //!

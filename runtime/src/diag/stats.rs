@@ -16,8 +16,8 @@
 //! `process_resident_bytes` gives the whole process's RSS (`statm`), and
 //! a parked goroutine's stack costs about one 4 KiB page (DESIGN §5).
 //!
-//! Counters that issue 5 feeds (handoffs, syscalls, preemptions, sysmon
-//! retakes) read 0 until it lands.
+//! Handoffs, syscalls, preemptions and sysmon retakes are counted by
+//! `blocking()`, sysmon and the preemption path (`sched/stats.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

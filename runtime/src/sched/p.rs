@@ -43,7 +43,7 @@ pub(crate) struct P {
     runnext: AtomicPtr<G>,
     local: UnsafeCell<Worker<GRef>>,
     /// Counts Gs started on this P: the global queue is polled when
-    /// `schedtick % 61 == 0`; sysmon (a later issue) watches it for progress.
+    /// `schedtick % 61 == 0`; sysmon watches it for progress (`sysmon.rs`).
     schedtick: AtomicU64,
     free: UnsafeCell<Vec<GRef>>,
     ids: UnsafeCell<(u64, u64)>,

@@ -22,12 +22,11 @@
 //! increment of a line shared by both CPUs would cost more than the 3 %
 //! budget; nothing here is written on those paths.
 //!
-//! # Issue 5 hooks
+//! # Rare events
 //!
 //! `blocking()`, sysmon and async preemption call [`count_handoff`],
 //! [`count_syscall_enter`]/[`count_syscall_exit`], [`count_preempt_request`],
-//! [`count_preempt_done`] and [`count_sysmon_retake`]. Until they land those
-//! functions are unused (hence `allow(dead_code)`) and their counters read 0.
+//! [`count_preempt_done`] and [`count_sysmon_retake`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -24,9 +24,9 @@ pub fn socket_for(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     };
+    let flags = kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: no memory preconditions.
-    let fd =
-        check(unsafe { libc::socket(family, kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = check(unsafe { libc::socket(family, flags, 0) })?;
     // SAFETY: a fresh descriptor, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -105,9 +105,9 @@ fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 fn from_raw(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
+            let raw = (storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>();
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let raw =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let raw = unsafe { &*raw };
             Ok(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(raw.sin_addr.s_addr.to_ne_bytes()),
                 u16::from_be(raw.sin_port),
@@ -149,9 +149,9 @@ pub fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
 pub fn connect(fd: RawFd, addr: &SocketAddr) -> io::Result<bool> {
     let (storage, len) = to_raw(addr);
     loop {
+        let address = (&storage as *const libc::sockaddr_storage).cast();
         // SAFETY: `storage` holds a valid address of `len` bytes.
-        let rc =
-            unsafe { libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len) };
+        let rc = unsafe { libc::connect(fd, address, len) };
         if rc == 0 {
             return Ok(true);
         }

@@ -505,7 +505,8 @@ fn ready_to(g: GRef, next: bool, wake: bool) {
     // SAFETY: a G's Shared outlives it (g.rs module doc).
     let shared = unsafe { &*g.shared };
     let section = locks::Section::enter();
-    // SAFETY: non-null current M is this thread's live M.
+    // SAFETY: a non-null current M is this thread's live M, and the count
+    // keeps this goroutine (if we are one) on it.
     if let Some(m) = unsafe { current_m().as_ref() } {
         if ptr::eq(m.shared, shared) {
             if let Some(p) = m.own_p() {

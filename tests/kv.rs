@@ -251,7 +251,23 @@ fn connection_and_introspection_commands() {
         let Bulk(Some(goro)) = c.cmd("INFO goro") else {
             panic!("INFO goro is a bulk string")
         };
-        assert!(String::from_utf8(goro).unwrap().starts_with("# goro\r\n"));
+        let goro = String::from_utf8(goro).unwrap();
+        assert!(goro.starts_with("# goro\r\n"), "{goro}");
+        // The section is a stats() snapshot: this connection's goroutine is
+        // live, and the netpoller has delivered at least its own request.
+        let field = |name: &str| -> u64 {
+            let line = goro
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("INFO goro lacks {name}: {goro}"));
+            line.parse()
+                .unwrap_or_else(|_| panic!("{name}:{line} is not a number"))
+        };
+        assert!(field("goroutines") >= 1, "{goro}");
+        assert!(field("goroutines_created") >= field("goroutines"), "{goro}");
+        assert_eq!(field("procs"), 2, "{goro}");
+        assert!(field("threads") >= 1, "{goro}");
+        assert!(field("netpoll_batches") >= 1, "{goro}");
         assert_eq!(
             c.cmd("CONFIG GET appendonly"),
             Array(Some(vec![bulk("appendonly"), bulk("no")]))

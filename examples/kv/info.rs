@@ -9,15 +9,49 @@ use crate::shard::Op;
 use crate::store::Handle;
 use crate::Server;
 
-/// The `# goro` section. `goro::runtime::stats()` is not there yet: when it
-/// lands, this one function switches to it (threads, steals, handoffs,
-/// preemptions, netpoll batches).
+/// The `# goro` section: a `goro::runtime::stats()` snapshot (goroutines by
+/// state and wait reason, threads, steals, handoffs, preemptions, netpoll
+/// batches, stacks), cheap enough for a monitor polling INFO every second.
 fn goro_info_section() -> String {
-    format!(
-        "# goro\r\ngoroutines:{}\r\nprocs:{}\r\n",
-        goro::runtime::num_goroutines(),
-        goro::runtime::procs()
-    )
+    let stats = goro::runtime::stats();
+    let mut text = String::from("# goro\r\n");
+    let _ = write!(
+        text,
+        "goroutines:{}\r\ngoroutines_created:{}\r\ngoroutines_running:{}\r\n\
+         goroutines_runnable:{}\r\ngoroutines_waiting:{}\r\nprocs:{}\r\nidle_procs:{}\r\n\
+         threads:{}\r\nthreads_spinning:{}\r\nthreads_idle:{}\r\nthreads_in_syscall:{}\r\n\
+         global_run_queue:{}\r\nsteals:{}\r\nhandoffs:{}\r\npreemptions_requested:{}\r\n\
+         preemptions_done:{}\r\nsysmon_retakes:{}\r\nnetpoll_backend:{}\r\n\
+         netpoll_completions:{}\r\nnetpoll_batches:{}\r\nstacks_in_use:{}\r\n\
+         stacks_pooled:{}\r\nstack_bytes_reserved:{}\r\n",
+        stats.goroutines.live,
+        stats.goroutines.created,
+        stats.goroutines.running,
+        stats.goroutines.runnable,
+        stats.goroutines.waiting,
+        stats.procs,
+        stats.idle_procs,
+        stats.threads.total,
+        stats.threads.spinning,
+        stats.threads.idle,
+        stats.threads.in_syscall,
+        stats.global_run_queue,
+        stats.steals,
+        stats.handoffs,
+        stats.preemptions_requested,
+        stats.preemptions_done,
+        stats.sysmon_retakes,
+        stats.netpoll.backend.unwrap_or("none"),
+        stats.netpoll.completions,
+        stats.netpoll.batches,
+        stats.stacks.in_use,
+        stats.stacks.pooled,
+        stats.stacks.reserved_bytes,
+    );
+    for (reason, count) in &stats.goroutines.waiting_by_reason {
+        let _ = write!(text, "waiting_{}:{count}\r\n", reason.replace(' ', "_"));
+    }
+    text
 }
 
 /// INFO [section]: Server, Clients, Stats, Keyspace and goro.

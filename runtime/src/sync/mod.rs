@@ -13,7 +13,9 @@
 //!
 //! Internals: `sema.rs` is Go's runtime semaphore (a FIFO queue of parked
 //! waiters per lock), `spin.rs` Go's rule for when a waiter may spin,
-//! `caller.rs` a token per goroutine or thread (for `Once`'s re-entry check).
+//! `caller.rs` a token per goroutine or thread (for `Once`'s re-entry check),
+//! `fence.rs` the asymmetric (`membarrier`) fence that lets `Mutex` release
+//! with a plain store.
 //!
 //! Every wait goes through the scheduler's waiter door (`sched::block`, or
 //! `sched::prepare_wait` + `sched::wait_unlocking`), so a goroutine parks
@@ -43,6 +45,7 @@
 mod barrier;
 mod caller;
 mod condvar;
+mod fence;
 mod mutex;
 mod once;
 mod raw_mutex;

@@ -1,7 +1,8 @@
 //! [`Mutex<T>`]: mutual exclusion that parks the goroutine, not the thread.
 //!
-//! The lock word and its protocol (normal and starvation mode, spinning, the
-//! invariants) are Go's `sync.Mutex` and are documented in `raw_mutex.rs`.
+//! The lock and its protocol (normal and starvation mode, spinning, the
+//! invariants) are Go's `sync.Mutex`, with the lock bit in a word of its own
+//! and a store-release unlock; all documented in `raw_mutex.rs`.
 //! This file is the Rust face: the value lives inside the mutex and is
 //! reached only through a [`MutexGuard`], which unlocks on drop.
 //!

@@ -1,13 +1,18 @@
-//! The lock word behind [`Mutex`](super::Mutex): Go's `sync.Mutex`
-//! (`src/sync/mutex.go`, The Go Authors), rewritten for goro.
+//! The lock behind [`Mutex`](super::Mutex): Go's `sync.Mutex`
+//! (`src/sync/mutex.go`, The Go Authors), rewritten for goro, with the lock
+//! bit moved into a word of its own so that a lock/unlock pair costs one
+//! locked instruction.
 //!
 //! # State
 //!
-//! One `AtomicU32`:
+//! Two `AtomicU32`s on one cache line:
+//!
+//! - `held`: 1 while somebody holds the lock, *or while it is being handed
+//!   to a waiter in starvation mode*; 0 when free (Go's `mutexLocked`).
+//! - `state`:
 //!
 //! | bits | name | meaning |
 //! |---|---|---|
-//! | 0 | `LOCKED` | somebody holds the lock |
 //! | 1 | `WOKEN` | a waiter is awake (spinning, or woken and about to compete): an unlocker need not wake another |
 //! | 2 | `STARVING` | starvation mode (below) |
 //! | 3.. | waiters | goroutines queued, or about to queue, on `sema` |
@@ -26,60 +31,81 @@
 //! **Starvation mode**: a waiter that has waited more than
 //! [`STARVATION_THRESHOLD`] (1 ms) when it is woken and fails again sets
 //! `STARVING`. From then on the unlocker hands ownership straight to the
-//! front waiter (the lock is never observably free: `STARVING` keeps new
-//! arrivals from taking it or spinning, and they queue at the back). The
-//! waiter that receives the lock switches the mutex back to normal mode if
-//! it is the last waiter or waited less than the threshold. This bounds tail
-//! latency; normal mode is much faster, which is why it is left as soon as
-//! possible ("two goroutines can go lock-step infinitely" in starvation
-//! mode, as Go's comment says).
+//! front waiter: it leaves `held` at 1, so the lock is never observably free
+//! and new arrivals queue at the back. The waiter that receives the lock
+//! switches the mutex back to normal mode if it is the last waiter or waited
+//! less than the threshold. This bounds tail latency; normal mode is much
+//! faster, which is why it is left as soon as possible.
 //!
 //! # Protocol
 //!
-//! Lock (fast path): CAS the word from 0 to `LOCKED` (Acquire). One atomic.
-//! A failed CAS returns the word it saw; the slow path starts from that
-//! value (Go's `lockSlow` loads the word again).
+//! Lock (fast path): CAS `held` from 0 to 1 (Acquire). One locked
+//! instruction, whatever the waiter count says.
 //!
-//! Lock (slow path), looping on a snapshot `old` of the word:
+//! Unlock (fast path): read `state`; if it is not starving, store 0 to
+//! `held` (Release), [`fence::light`] (a compiler barrier), read `state`
+//! again, and call `wake_one` only if waiters are counted with nobody
+//! awake. No locked instruction. (Starvation mode, a double unlock, or a
+//! process without `membarrier` take `unlock_slow`: the handoff, the fatal
+//! error, or the same release as a `swap`, a full barrier.)
+//!
+//! Lock (slow path), looping on fresh reads of `held` and `state`:
 //! 1. If the lock is held in normal mode and spinning can help
 //!    (`spin.rs`), spin a round; first try to set `WOKEN` (if waiters exist
 //!    and it is clear) so the coming unlock does not wake a sleeper we would
 //!    race with.
-//! 2. Compute `new`: set `LOCKED` unless starving; count ourselves as a
-//!    waiter if the lock is held or starving; set `STARVING` if we have
-//!    starved and the lock is held; clear `WOKEN` if we own it (we were
-//!    woken, or set it while spinning).
-//! 3. CAS `old` → `new`. If it succeeded and the lock was free and not
-//!    starving, we hold it. Otherwise we counted ourselves as a waiter:
-//!    sleep on `sema` (at the front if we waited before), then:
-//!    - in starvation mode we were handed the lock: set `LOCKED`, remove
-//!      ourselves from the waiter count, and leave starvation mode if we are
-//!      the last waiter or did not starve; done.
-//!    - in normal mode we were woken to compete: we own `WOKEN`; loop.
+//! 2. If `held` is 0, CAS it to 1; on success clear `WOKEN` if it is ours;
+//!    done.
+//! 3. Otherwise count ourselves a waiter in `state` (CAS): set `STARVING` if
+//!    we have starved, clear `WOKEN` if it is ours.
+//! 4. [`fence::heavy`] (`membarrier`), then read `held` again: the holder we
+//!    saw may have released the lock before our count was visible to it.
+//!    If it is free: in normal mode do the unlocker's duty, `wake_one`
+//!    (possibly waking ourselves); if starving, CAS `held` to 1 and keep the
+//!    lock as a handoff (step 6).
+//! 5. Sleep on `sema` (at the front if we waited before).
+//! 6. Woken with `STARVING` set: we were handed the lock (`held` is still
+//!    1). Stop counting as a waiter and leave starvation mode if we are the
+//!    last waiter or did not starve; done. Otherwise we were woken to
+//!    compete and own `WOKEN`: loop.
 //!
-//! Unlock (fast path): subtract `LOCKED` (Release). The slow path is
-//! called only when it has something to do: waiters counted with nobody
-//! awake (`WOKEN` clear), starvation mode, or a double unlock (`LOCKED` set
-//! in the result). Go calls `unlockSlow` whenever the result is not 0,
-//! which under contention is almost every unlock. One atomic.
+//! `wake_one`: unless no waiter is counted, `WOKEN` or `STARVING` is set,
+//! or `held` is 1 (its holder will wake at its unlock), CAS `state` to one
+//! waiter fewer with `WOKEN` set and release one permit on `sema` (wakes
+//! the front waiter, or banks the permit for the one about to sleep).
 //!
-//! Unlock (slow path):
-//! - Normal mode: if there are waiters and nobody holds `WOKEN`, `LOCKED`
-//!   or `STARVING`, CAS the word to one waiter fewer with `WOKEN` set, then
-//!   release one permit on `sema` (wakes the front waiter). Otherwise
-//!   someone else is already awake (or owns the lock): wake nobody.
-//! - Starvation mode: release with handoff: the front waiter gets the
-//!   permit directly; then yield (Go's `goyield`) so it runs now, on this P.
+//! Unlock in starvation mode: release with handoff (the front waiter gets
+//! the permit directly) and yield (Go's `goyield`) so it runs now.
+//!
+//! # Why no wakeup is lost
+//!
+//! The unlocker stores `held` and then reads `state`; a waiter counts itself
+//! in `state` and then reads `held`: Dekker's pattern. The unlocker's side
+//! has no fence instruction, the waiter's side has `membarrier`, which runs
+//! a full barrier on every running thread (`fence.rs`). So either the
+//! waiter sees `held == 0` (and wakes somebody itself, or takes the starving
+//! lock), or the unlocker sees the count (and wakes somebody unless
+//! somebody is awake already). An awake waiter is itself in the loop and
+//! goes through step 4 before it sleeps. A holder that took the lock after
+//! the waiter's count reads `state` after its own locked CAS, so it sees
+//! the count.
+//!
+//! A waiter may set `STARVING` just after the holder's first read of `state`
+//! and so find the lock released in normal mode with `STARVING` set. Step 4
+//! covers it: the starving waiter takes the free lock itself, or whoever
+//! took it first sees `STARVING` at its unlock and hands off.
 //!
 //! # Invariants
 //!
-//! - `LOCKED` is set by exactly one party at a time: a successful CAS, or the
-//!   waiter handed the lock in starvation mode (while `STARVING` is set, the
-//!   lock is owned even with `LOCKED` clear, and nobody else may set it).
-//! - `STARVING` implies at least one counted waiter, and is set only while
-//!   the lock is held: an unlocker in starvation mode always has someone to
-//!   hand off to.
-//! - `WOKEN` is owned by at most one goroutine; whoever set it clears it.
+//! - `held` is set to 1 by exactly one party at a time (a successful CAS);
+//!   in starvation mode it stays 1 across a handoff, and the receiver of
+//!   the permit owns the lock.
+//! - `STARVING` is set only by the waiter that owned `WOKEN` (only a woken
+//!   waiter can have starved), in the same CAS that gives `WOKEN` up; it is
+//!   cleared only by an owner of the lock. So a `sema` permit taken while
+//!   `STARVING` is set is always a handoff.
+//! - `WOKEN` is owned by at most one goroutine; whoever set it, or the
+//!   waiter it was set for, clears it.
 //! - The waiter count is at least the number of entries queued on `sema`
 //!   (it is incremented before queueing, decremented by the waker).
 //!
@@ -87,82 +113,74 @@
 //!
 //! Issue 3's bar: 4 goroutines × 1M lock/increment/unlock on 2 Ps, at
 //! least 1.5× Go 1.19 (ns per pair), both measured in one run. Command:
-//! `cargo bench --bench mutex -- go-shape` (Go's program: 5–7 rounds of
-//! 4 × 1M, median) interleaved with `ci/go/mutex`'s binary, several times.
-//! The machine (2 vCPUs shared with other builds; 25–75% steal time) makes
-//! single figures swing by 2×; medians of 30–40 runs per side:
+//! `cargo bench --bench mutex -- go-shape` (Go's program: 7 rounds of
+//! 4 × 1M, median) strictly interleaved with `ci/go/mutex`'s binary. The
+//! machine is shared with other builds, so single figures swing by 2×.
 //!
-//! | run (rounds of 4 × 1M) | Go | goro before | goro now | goro, no spin | goro, 8-PAUSE rounds |
-//! |---|---|---|---|---|---|
-//! | A: 6 × 5, loaded | 46.3 | 40.3 | 45.9 | | |
-//! | B: 8 × 5, loaded | 41.8 | 62.2 | 46.1 | | |
-//! | C: 6 × 5, loaded | 46.0 | | 47.3 | 33.8 | 66.2 |
-//! | D: 6 × 5, quieter (2 CPUs ours) | 75.8 | | 71.9 | 167.5 | |
+//! Where the time went before this design (`perf record -e cpu-clock`):
+//! nearly all of it on the lock word's cache line. A locked RMW costs
+//! ~12 ns here even uncontended (a C loop: CAS + `xadd` 25 ns per pair,
+//! CAS + plain store 14 ns). With Go's single word, once a waiter is
+//! counted the word is never 0, so every lock took the failed fast-path
+//! CAS, `lock_slow`'s CAS and the unlock's `xadd`: three locked RMWs,
+//! ~37 ns, even with the lock staying on one CPU. Go pays the same.
 //!
-//! (ns per pair, medians of all rounds.) So goro is at parity with Go, not
-//! 1.5× ahead. When the machine is loaded (our process gets ~1 CPU), goro's
-//! rounds are **bimodal**: ~26–31 ns (1.4–1.6× Go's median) when the lock
-//! stays on one M, or ~65–80 ns when both Ps contend. When both CPUs are
-//! ours (run D), both Ps contend all the time, for Go as for goro: 76% of
-//! samples are the inlined fast path's CAS and `xadd`, 21% `lock_slow`'s
-//! CAS; PAUSE is not in the top ten. No spinning wins when loaded (C) and
-//! loses 2.3× when not (D): a waiter that parks at once is woken with a
-//! futex wake (`wakep`) on almost every unlock. Where the time goes
-//! (counters added for the investigation, `perf record -e cpu-clock`):
-//! - Not wakes. Per 4M pairs: 10–40 futex wakes of a sleeping M, 10–3,000
-//!   semaphore parks; `Sema` and the scheduler are under 4% of samples.
-//! - All of it is the lock word's cache line: ~50% `lock_slow` (its CAS
-//!   29%, the reload of the word right after the fast path's failed CAS 17%
-//!   (gone now), the PAUSE loop ~25%), ~35% the inlined fast path's CAS and
-//!   `xadd`. A locked RMW costs 15–25 ns on this VM even uncontended.
-//! - A fast run keeps the lock on one M: 1 CPU used, ~20 spin rounds and
-//!   ~20 parks in 4M pairs; once a waiter is counted the word is never 0,
-//!   so every lock takes the slow path (two CASes) — hence "start from the
-//!   word the CAS saw" and "decide the unlock inline" above.
-//! - A slow run has the two Ps contending: 16,000–38,000 spin rounds
-//!   (PAUSE costs ~50 ns on this CPU, so one of Go's 30-PAUSE rounds is
-//!   ~1.5 µs, not the ~100 ns Go tuned it for) and 900–2,900 park/wake
-//!   cycles. Each wake readies the waiter on the unlocker's P and `wakep`s
-//!   an idle M, which steals it after the 3 µs `runnext` grace and starts
-//!   the next contention episode.
+//! | interleaved run (medians of 7 rounds) | Go | goro, one word | goro, split word |
+//! |---|---|---|---|
+//! | 1 | 77.9 | 70.8 | 40.0 |
+//! | 2 | 52.3 | 53.5 | 26.9 |
+//! | 3 | 53.3 | 52.2 | 19.1 |
+//! | 4 (a later session) | 55.1 | 48.9 | 31.4 |
+//! | 5 | 50.5 | 55.3 | 28.9 |
+//! | 6 | 44.7 | 56.0 | 23.2 |
+//! | 7 | 59.0 | 46.9 | 24.2 |
+//!
+//! (ns per pair.) Runs 4–7: Go 52.8, goro 26.6 (median of the medians), so
+//! 1.99× Go; each run alone 1.75–2.44×. The single-word version stayed at
+//! parity (52.1).
+//! The cost: each sleep pays a `membarrier` (1–7 µs with the other CPU
+//! busy). Go's RWMutex hammer stress test (`tests/sync_rwlock.rs`,
+//! `stress_rwlock_hammer`, whose writers park on this mutex around 3–5 µs
+//! critical sections) went from 27.5 s to 34 s, interleaved A/B, 2 runs
+//! each. Locks whose waiters sleep on most acquisitions pay it; locks taken
+//! often and briefly win.
 //!
 //! Rejected (measured, or shown unsound):
-//! - **Ready the woken waiter on the unlocker's P without `wakep`** (so the
-//!   second P stays asleep and the lock stays on one CPU). It does keep
-//!   the lock on one M (≤ 10 handovers between Ms in 4M pairs, against
-//!   40–40,000), but it loses progress: a waiter woken by a goroutine that
-//!   then keeps its CPU does not run until that goroutine parks or is
-//!   preempted, since no M is awake to take it from `runnext`. Measured
-//!   on a base without preemption, where
-//!   `tests/sync_mutex.rs` (`a_woken_waiter_runs_while_its_unlocker_keeps_
-//!   the_cpu`) hangs with it; with sysmon's preemption the wait is bounded
-//!   by the preemption slice (10 ms), still a latency and parallelism cost
-//!   Go's design does not pay. Skipping `wakep` only "when no P is idle"
-//!   changes nothing: `wakep` already returns at once then.
-//! - **Lock fast path as load + CAS from the loaded word** (one locked RMW
-//!   even with waiters counted). In a C model of the word (15 interleaved
-//!   runs, medians): 60 vs 64 ns with a waiter counted, but 54 vs 43 ns with
-//!   the word at 0 and 84 vs 56 ns with two threads contending — it loses
-//!   where it matters most.
-//! - **No spinning** (`ACTIVE_SPIN = 0`): run C vs run D above. **Shorter
-//!   rounds** (8 PAUSEs, ~400 ns, closer to the round Go tuned for): run C. Go's
-//!   rule and constants are kept.
-//!
-//! What could still reach the bar (not done): fewer line transfers per pair
-//! when both Ps contend. Every pair is one transfer of the word's line
-//! (~70 ns here) because the two Ps take turns; only keeping the lock on
-//! one P for many pairs (a handover-aware backoff, or the no-`wakep` wake
-//! above once preemption bounds its cost) avoids that, and both trade
-//! fairness or parallelism that Go's design keeps.
+//! - **Go's single word** (the previous version of this file): three
+//!   locked RMWs per pair under contention (above); at parity with Go.
+//! - **Ready the woken waiter on the unlocker's P without `wakep`** (so
+//!   the second P stays asleep and the lock stays on one CPU; needs a hook
+//!   in `sched`). With the split word: 23.9, 25.8, 30.2 ns in the runs
+//!   above, no better than with `wakep` (40.0, 26.9, 19.1); with the single
+//!   word it used one CPU but still cost ~40 ns, the three RMWs. It also
+//!   leaves a woken waiter queued behind an unlocker that keeps its CPU
+//!   until preemption (10 ms) while another P idles
+//!   (`tests/sync_mutex.rs`, `a_woken_waiter_runs_while_its_unlocker_keeps_
+//!   the_cpu`). Not kept.
+//! - **A byte store into Go's single word** (Linux's qspinlock unlock):
+//!   the same saving, but racing mixed-size atomics on one location are
+//!   undefined in Rust's memory model.
+//! - **An `mfence` on the unlocker's side** instead of `membarrier`: as
+//!   costly as the locked RMW it replaces.
+//! - **Fencing only the first waiter** (count 0 → 1): loses a wakeup when
+//!   an awake waiter gives up `WOKEN` and sleeps while the holder's release
+//!   is still in its store buffer; every sleep fences.
+//! - **Lock fast path as load + CAS from the loaded word** (single word):
+//!   in a C model, 54 vs 43 ns with the word at 0 and 84 vs 56 ns with two
+//!   threads contending.
+//! - **No spinning** (`ACTIVE_SPIN = 0`) and **8-PAUSE rounds** (single
+//!   word): lost 2.3× when both CPUs were ours. Go's rule and constants are
+//!   kept.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::fence;
 use super::sema::Sema;
 use super::spin::{can_spin, spin};
 use crate::sched::WaitReason;
 
-const LOCKED: u32 = 1;
+/// `state` bits (the lock bit itself is the separate word `held`).
 const WOKEN: u32 = 1 << 1;
 const STARVING: u32 = 1 << 2;
 const WAITER_SHIFT: u32 = 3;
@@ -174,6 +192,10 @@ pub(crate) const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
 
 /// Go's mutex, without the value it protects.
 pub(crate) struct RawMutex {
+    /// 1 while somebody holds the lock, or while it is being handed to a
+    /// waiter in starvation mode; 0 when free.
+    held: AtomicU32,
+    /// `WOKEN | STARVING | waiters << WAITER_SHIFT` (module doc).
     state: AtomicU32,
     sema: Sema,
 }
@@ -181,6 +203,7 @@ pub(crate) struct RawMutex {
 impl RawMutex {
     pub(crate) const fn new() -> RawMutex {
         RawMutex {
+            held: AtomicU32::new(0),
             state: AtomicU32::new(0),
             sema: Sema::new(),
         }
@@ -189,31 +212,29 @@ impl RawMutex {
     /// Takes the lock, parking (with `reason`) while another holds it.
     #[inline]
     pub(crate) fn lock(&self, reason: WaitReason) {
-        // The failed CAS leaves the word it saw: the slow path starts from
-        // that value instead of loading it again (a second cache miss when
-        // the other P has just taken the line; module doc, "Measured").
-        if let Err(seen) =
-            self.state
-                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+        // Whatever the waiter count: one locked RMW.
+        if self
+            .held
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
         {
-            self.lock_slow(seen, reason);
+            self.lock_slow(reason);
         }
     }
 
-    /// Takes the lock if it is free and not being handed to a waiter.
+    /// Takes the lock if it is free (in starvation mode it never is: the
+    /// unlocker hands it over without clearing `held`).
     pub(crate) fn try_lock(&self) -> bool {
-        let old = self.state.load(Ordering::Relaxed);
-        if old & (LOCKED | STARVING) != 0 {
-            return false;
-        }
-        self.state
-            .compare_exchange(old, old | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        self.held.load(Ordering::Relaxed) == 0
+            && self
+                .held
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Whether some party holds the lock (or it is being handed over).
     pub(crate) fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & (LOCKED | STARVING) != 0
+        self.held.load(Ordering::Relaxed) != 0
     }
 
     /// Releases the lock.
@@ -222,30 +243,85 @@ impl RawMutex {
     /// The caller holds the lock (a guard being dropped).
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
-        let new = self
-            .state
-            .fetch_sub(LOCKED, Ordering::Release)
-            .wrapping_sub(LOCKED);
-        // Decided inline, so a lock with parked waiters but someone already
-        // awake (`WOKEN`) costs no call: the common case under contention.
-        // `LOCKED` still set in `new` means it was clear before: a double
-        // unlock, reported by the slow path.
-        if new & (LOCKED | STARVING) != 0 || (new >= ONE_WAITER && new & WOKEN == 0) {
-            self.unlock_slow(new);
+        // Starvation mode (the owner's handoff: `held` stays 1), a double
+        // unlock, or no membarrier: the slow path.
+        if self.state.load(Ordering::Relaxed) & STARVING != 0
+            || self.held.load(Ordering::Relaxed) == 0
+            || !fence::light_ok()
+        {
+            return self.unlock_slow();
+        }
+        self.held.store(0, Ordering::Release);
+        // Dekker with the parking waiter's `fence::heavy` (module doc).
+        fence::light();
+        let state = self.state.load(Ordering::Relaxed);
+        if state >= ONE_WAITER && state & (WOKEN | STARVING) == 0 {
+            self.wake_one();
         }
     }
 
     #[cold]
-    fn lock_slow(&self, seen: u32, reason: WaitReason) {
+    fn unlock_slow(&self) {
+        if self.held.load(Ordering::Relaxed) == 0 {
+            fatal("sync: unlock of unlocked mutex");
+        }
+        if self.state.load(Ordering::Relaxed) & STARVING != 0 {
+            // Only the owner clears STARVING, so it is still set: hand the
+            // lock (`held` stays 1) to the front waiter and let it run now.
+            if self.sema.release(true) {
+                crate::sched::yield_now();
+            }
+            return;
+        }
+        // No membarrier: a full barrier between the release and the read.
+        if self.held.swap(0, Ordering::SeqCst) == 0 {
+            fatal("sync: unlock of unlocked mutex");
+        }
+        let state = self.state.load(Ordering::SeqCst);
+        if state >= ONE_WAITER && state & (WOKEN | STARVING) == 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Wakes the front waiter to compete for the lock, unless the lock is
+    /// held (its holder's unlock will), someone is awake already, or the
+    /// mutex is starving (handoffs are the holder's).
+    #[cold]
+    fn wake_one(&self) {
+        let mut old = self.state.load(Ordering::SeqCst);
+        loop {
+            if old >> WAITER_SHIFT == 0
+                || old & (WOKEN | STARVING) != 0
+                || self.held.load(Ordering::SeqCst) != 0
+            {
+                return;
+            }
+            let new = (old - ONE_WAITER) | WOKEN;
+            match self
+                .state
+                .compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    self.sema.release(false);
+                    return;
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    #[cold]
+    fn lock_slow(&self, reason: WaitReason) {
         let mut wait_start: Option<Instant> = None;
         let mut starving = false;
         let mut awake = false;
         let mut round = 0;
-        let mut old = seen;
         loop {
+            let held = self.held.load(Ordering::Relaxed);
+            let old = self.state.load(Ordering::Relaxed);
             // 1. Spin while a running holder may release the lock soon
             //    (never in starvation mode: the lock goes to a waiter).
-            if old & (LOCKED | STARVING) == LOCKED && can_spin(round) {
+            if held != 0 && old & STARVING == 0 && can_spin(round) {
                 if !awake
                     && old & WOKEN == 0
                     && old >> WAITER_SHIFT != 0
@@ -258,20 +334,26 @@ impl RawMutex {
                 }
                 spin();
                 round += 1;
-                old = self.state.load(Ordering::Relaxed);
                 continue;
             }
-            // 2. The word we want.
-            let mut new = old;
-            if old & STARVING == 0 {
-                new |= LOCKED;
+            // 2. Free: take it (a newcomer may barge in normal mode).
+            if held == 0 {
+                if self
+                    .held
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    if awake {
+                        self.give_up_woken();
+                    }
+                    return;
+                }
+                continue;
             }
-            if old & (LOCKED | STARVING) != 0 {
-                new += ONE_WAITER;
-            }
-            if starving && old & LOCKED != 0 {
-                // Only while held: unlock expects a starving mutex to have a
-                // waiter to hand off to, which is us.
+            // 3. Held: count ourselves a waiter (and mark the mutex starving
+            //    if we have starved; give up WOKEN if it is ours).
+            let mut new = old + ONE_WAITER;
+            if starving {
                 new |= STARVING;
             }
             if awake {
@@ -280,72 +362,68 @@ impl RawMutex {
                 }
                 new &= !WOKEN;
             }
-            // 3. Publish it.
-            match self
+            if self
                 .state
-                .compare_exchange(old, new, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(old, new, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
             {
-                Ok(_) => {
-                    if old & (LOCKED | STARVING) == 0 {
-                        return; // took the free lock
-                    }
-                    let lifo = wait_start.is_some();
-                    let start = *wait_start.get_or_insert_with(Instant::now);
-                    self.sema.acquire(lifo, reason);
-                    starving = starving || start.elapsed() > STARVATION_THRESHOLD;
-                    old = self.state.load(Ordering::Acquire);
-                    if old & STARVING != 0 {
-                        // Handed the lock: set LOCKED, stop counting as a
-                        // waiter, and leave starvation mode if it is over.
-                        if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
-                            fatal("sync: inconsistent mutex state (starving handoff)");
-                        }
-                        let mut delta = LOCKED.wrapping_sub(ONE_WAITER);
-                        if !starving || old >> WAITER_SHIFT == 1 {
-                            delta = delta.wrapping_sub(STARVING);
-                        }
-                        self.state.fetch_add(delta, Ordering::Acquire);
+                continue;
+            }
+            // 4. The holder we saw may have released the lock without seeing
+            //    our count (its unlock has no fence): look again.
+            fence::heavy();
+            if self.held.load(Ordering::SeqCst) == 0 {
+                if self.state.load(Ordering::SeqCst) & STARVING != 0 {
+                    // Starving with the lock free (its holder released it
+                    // just before STARVING was set): take it as a handoff.
+                    if self
+                        .held
+                        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        self.take_handoff(starving);
                         return;
                     }
-                    awake = true;
-                    round = 0;
+                } else {
+                    // Do the unlocker's duty: wake somebody (maybe us).
+                    self.wake_one();
                 }
-                Err(now) => old = now,
             }
+            // 5. Sleep.
+            let lifo = wait_start.is_some();
+            let start = *wait_start.get_or_insert_with(Instant::now);
+            self.sema.acquire(lifo, reason);
+            starving = starving || start.elapsed() > STARVATION_THRESHOLD;
+            if self.state.load(Ordering::Acquire) & STARVING != 0 {
+                // Handed the lock (`held` is still 1).
+                self.take_handoff(starving);
+                return;
+            }
+            awake = true;
+            round = 0;
         }
     }
 
-    #[cold]
-    fn unlock_slow(&self, new: u32) {
-        if new.wrapping_add(LOCKED) & LOCKED == 0 {
-            fatal("sync: unlock of unlocked mutex");
+    /// We own the lock in starvation mode and are still counted as a waiter:
+    /// stop counting, and leave starvation mode if we are the last waiter or
+    /// did not starve (Go's rule).
+    fn take_handoff(&self, starving: bool) {
+        let old = self.state.load(Ordering::Acquire);
+        if old & WOKEN != 0 || old >> WAITER_SHIFT == 0 || old & STARVING == 0 {
+            fatal("sync: inconsistent mutex state (starving handoff)");
         }
-        if new & STARVING != 0 {
-            // Hand the lock to the front waiter and let it run now. LOCKED
-            // stays clear until it sets it; STARVING keeps others out.
-            if self.sema.release(true) {
-                crate::sched::yield_now();
-            }
-            return;
+        let mut delta = 0u32.wrapping_sub(ONE_WAITER);
+        if !starving || old >> WAITER_SHIFT == 1 {
+            delta = delta.wrapping_sub(STARVING);
         }
-        let mut old = new;
-        loop {
-            // Nobody to wake, or someone is already awake or owns the lock
-            // (or the mutex turned starving: its handoff chain is not ours).
-            if old >> WAITER_SHIFT == 0 || old & (LOCKED | WOKEN | STARVING) != 0 {
-                return;
-            }
-            let new = (old - ONE_WAITER) | WOKEN;
-            match self
-                .state
-                .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    self.sema.release(false);
-                    return;
-                }
-                Err(now) => old = now,
-            }
+        self.state.fetch_add(delta, Ordering::Acquire);
+    }
+
+    /// A woken (or spinning) waiter took the lock: clear the WOKEN it owns.
+    fn give_up_woken(&self) {
+        let old = self.state.fetch_and(!WOKEN, Ordering::Relaxed);
+        if old & WOKEN == 0 {
+            fatal("sync: inconsistent mutex state (WOKEN lost)");
         }
     }
 }

@@ -91,27 +91,27 @@
 //!   and DEFER_TASKRUN runs completions only in the issuer's enter.
 //! - **SQPOLL**: it occupies one of the two cores permanently.
 //! - **Ms polling the ring themselves, as Go's Ms poll epoll** (no poller
-  thread, no hop): io_uring posts a poll's completion through task work on
-  the task that *submitted* it (with DEFER_TASKRUN, only inside that task's
-  `io_uring_enter`; without it, by interrupting that task). So readiness
-  cannot be reaped by whichever M is idle, only by the submitter. The
-  variants that would make every M a submitter (a ring per M, or a poller
-  that also runs goroutines) stall every socket registered on an M while
-  that M sits in a blocking system call or runs a long goroutine; Go avoids
-  this only because any thread may call `epoll_wait`. The hop's price,
-  measured with `perf record -e cpu-clock` on the echo server at 100
-  connections (Go's loadgen, 2 Ps): the poller thread is 15–18 % of the
-  server's CPU, about half of it switching in after a sleep
-  (`finish_task_switch`). For scale, the `recv`/`send` system calls
-  themselves are 57 % of goro's CPU per round trip and 63 % of Go's.
-- **Lingering waits** (IORING_FEAT_MIN_TIMEOUT, 6.12: wait for up to 32
-  events, returning 100 µs after the first): 0.35 → 0.21 context switches
-  per echo round trip and +10–20 % round trips at 100 connections, but
-  −20 % at 1 connection, where every round trip waited the 100 µs.
-  Lingering only while no P was idle and the last wait brought ≥ 4 events
-  was neutral at 1 and 4 connections and +5–10 % at 100, within this
-  machine's noise; not kept (branch `linger-wip`).
-- **Spinning before blocking** (checking the ring's `IORING_SQ_TASKRUN`
+//!   thread, no hop): io_uring posts a poll's completion through task work on
+//!   the task that *submitted* it (with DEFER_TASKRUN, only inside that task's
+//!   `io_uring_enter`; without it, by interrupting that task). So readiness
+//!   cannot be reaped by whichever M is idle, only by the submitter. The
+//!   variants that would make every M a submitter (a ring per M, or a poller
+//!   that also runs goroutines) stall every socket registered on an M while
+//!   that M sits in a blocking system call or runs a long goroutine; Go avoids
+//!   this only because any thread may call `epoll_wait`. The hop's price,
+//!   measured with `perf record -e cpu-clock` on the echo server at 100
+//!   connections (Go's loadgen, 2 Ps): the poller thread is 15–18 % of the
+//!   server's CPU, about half of it switching in after a sleep
+//!   (`finish_task_switch`). For scale, the `recv`/`send` system calls
+//!   themselves are 57 % of goro's CPU per round trip and 63 % of Go's.
+//! - **Lingering waits** (IORING_FEAT_MIN_TIMEOUT, 6.12: wait for up to 32
+//!   events, returning 100 µs after the first): 0.35 → 0.21 context switches
+//!   per echo round trip and +10–20 % round trips at 100 connections, but
+//!   −20 % at 1 connection, where every round trip waited the 100 µs.
+//!   Lingering only while no P was idle and the last wait brought ≥ 4 events
+//!   was neutral at 1 and 4 connections and +5–10 % at 100, within this
+//!   machine's noise; not kept.
+//! - **Spinning before blocking** (checking the ring's `IORING_SQ_TASKRUN`
 //!   flag and the queue, no system call, for 10 µs before parking): the
 //!   server's CPU per echo round trip rose from 12.3 to 13.6 µs (median of 5,
 //!   100 connections, 2 Ps, Go's loadgen) with no clear gain in throughput

@@ -2,17 +2,18 @@
 //! copy of their stacks without stopping anything.
 //!
 //! ```text
-//! goroutine 9 [chan receive]:
-//!     name: chan-waiter
+//! goroutine 3 [IO wait]:
 //! goro_runtime::sched::schedule::park
-//!     runtime/src/sched/schedule.rs:468
-//! goro_runtime::chan::Receiver<T>::recv
-//!     runtime/src/chan/mod.rs:201
-//! diagnostics::wait_on_channel
-//!     runtime/tests/diagnostics.rs:160
-//! …
-//! created by runtime/tests/diagnostics.rs:190:9
+//! goro_runtime::net::poll_desc::Pollable<S>::wait
+//! goro_runtime::net::poll_desc::Pollable<S>::read_stream
+//! goro_runtime::sched::task::Cell<F,T>::run
+//! goro_runtime::sched::schedule::goroutine_entry
+//! created by runtime/tests/diagnostics.rs:330:13
 //! ```
+//!
+//! (a `--release` build without line tables; with them, each frame gets a
+//! `\tfile:line` line and inlined frames appear: README, "Diagnosing a
+//! running daemon").
 //!
 //! # How
 //!
@@ -203,7 +204,7 @@ pub(crate) struct Tracer {
     unwinder: UnwinderX86_64<Vec<u8>>,
     cache: Box<CacheX86_64>,
     /// Lookup address → its frames (inlined ones first), each `(function,
-    /// file:line or +offset)`.
+    /// file:line if known)`.
     symbols: HashMap<u64, Vec<(String, Option<String>)>>,
     /// Whether some frame had no file:line (the build has no line tables).
     pub(crate) missing_lines: bool,
@@ -315,8 +316,9 @@ impl Tracer {
 }
 
 /// The frames at code address `address` (already one past the instruction
-/// looked up): inlined functions first, each with file:line if known, or
-/// its offset in the function otherwise.
+/// looked up): inlined functions first, each with file:line if the binary
+/// has line tables (without them, `backtrace` finds the symbol table's
+/// function only: inlined frames fold into their caller).
 fn symbolize(address: u64) -> Vec<(String, Option<String>)> {
     let mut frames = Vec::new();
     backtrace::resolve(address as *mut std::ffi::c_void, |symbol| {
@@ -328,11 +330,6 @@ fn symbolize(address: u64) -> Vec<(String, Option<String>)> {
             (Some(file), Some(line)) => Some(format!("{}:{line}", file.display())),
             _ => None,
         };
-        let place = place.or_else(|| {
-            let start = symbol.addr()? as u64;
-            let offset = (address - 1).checked_sub(start)?;
-            Some(format!("+{offset:#x} (no line tables)"))
-        });
         frames.push((function, place));
     });
     if frames.is_empty() {

@@ -173,7 +173,7 @@ fn dump_with(shared: &Shared, traces: Result<(), String>) -> String {
                 let _ = writeln!(body, "\t(no backtrace: {why})");
             }
             _ if g.status == Status::Running => {
-                body.push_str("\t(running on another thread: stack unavailable)\n")
+                body.push_str("\t(running: its stack is in use on its thread, not traced)\n")
             }
             _ => body.push_str("\t(runnable: no backtrace, it may start running at any moment)\n"),
         }

@@ -86,8 +86,10 @@
 //! store per park on a cache line the park writes anyway (`parked_at`).
 //! The dump itself rebuilds the module list, copies every module's unwind
 //! tables (a few MiB at most) and each parked stack (typically about a
-//! KiB), and symbolizes — milliseconds for thousands of goroutines, on the
-//! diagnostics thread or on a helper thread (`dump.rs`).
+//! KiB), and symbolizes, on the diagnostics thread or on a helper thread
+//! (`dump.rs`). Measured: 6–10 ms for 1,000 goroutines parked on a channel
+//! (23 ms for the first dump of a binary with line tables, which loads
+//! them).
 //!
 //! # Rejected
 //!

@@ -253,6 +253,49 @@ fn block_of_opt(dump: &str, id: u64) -> Option<String> {
         .then(|| block_of(dump, id))
 }
 
+/// A named frame for the backtrace test: it must appear in the dump.
+#[inline(never)]
+fn receive_in_a_named_function(rx: chan::Receiver<u32>) -> u32 {
+    let value = rx.recv().unwrap();
+    // Work after the call keeps it a call, never a tail jump.
+    std::hint::black_box(value) + 1
+}
+
+#[test]
+fn dump_shows_a_parked_goroutines_backtrace() {
+    let rt = common::runtime(2);
+    let (tx, rx) = chan::bounded::<u32>(0);
+    let handle = rt.block_on(move || go_named("traced", move || receive_in_a_named_function(rx)));
+    let id = handle.id();
+    let start = Instant::now();
+    while !block_of_opt(&rt.dump(), id).is_some_and(|b| b.contains("[chan receive]")) {
+        assert!(start.elapsed() < Duration::from_secs(20), "never parked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Parked once, for good: this dump must trace it.
+    let dump = rt.dump();
+    let block = block_of(&dump, id);
+    let lines: Vec<&str> = block.lines().collect();
+    let position = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    let frame = position("receive_in_a_named_function").unwrap_or_else(|| panic!("{dump}"));
+    let name = position("\tname: traced").expect(&block);
+    let created = position("created by runtime/tests/diagnostics.rs:").expect(&block);
+    assert!(name < frame && frame < created, "{block}");
+    // The runtime's own frames come first (Go shows runtime.gopark too),
+    // and the walk reached the goroutine's first frame without a gap.
+    assert!(
+        position("goro_runtime::").is_some_and(|p| p < frame),
+        "{block}"
+    );
+    assert!(
+        !block.contains("(no backtrace") && !block.contains("(backtrace"),
+        "{block}"
+    );
+    tx.send(41).unwrap();
+    assert_eq!(handle.join().unwrap(), 42);
+    rt.shutdown_timeout(Duration::ZERO);
+}
+
 #[test]
 fn steals_happen_with_two_ps_under_imbalance() {
     let rt = common::runtime(2);
@@ -330,6 +373,13 @@ fn sigquit_dumps_goroutines_and_the_process_keeps_serving() {
     );
     assert!(stderr.contains("SIGQUIT: quit"), "{stderr}");
     assert!(stderr.contains("[IO wait]:"), "{stderr}");
+    // The goroutines parked in accept and read are traced (the closures
+    // themselves may be inlined: without line tables they have no frame).
+    assert!(
+        stderr.contains("goro_runtime::sched::schedule::park\n")
+            && stderr.contains("goro_runtime::net::"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("created by runtime/tests/diagnostics.rs:"),
         "{stderr}"

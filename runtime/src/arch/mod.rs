@@ -42,7 +42,10 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{preempt_trampoline, set_xsave, start, switch};
+pub use x86_64::{
+    entry_return_address, preempt_trampoline, saved_registers, set_xsave, start, switch,
+    SavedRegisters, SAVED_FRAME_BYTES,
+};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("goro supports x86_64 Linux only for now (aarch64 is planned)");

@@ -112,6 +112,49 @@ pub unsafe fn start(
     }
 }
 
+/// Bytes of the suspended frame above a saved stack pointer (module doc):
+/// the resume address, rbx and rbp.
+pub const SAVED_FRAME_BYTES: usize = 24;
+
+/// The registers an unwinder needs to walk a suspended context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedRegisters {
+    /// Where the context resumes: the `2:` label of its `switch`.
+    pub rip: u64,
+    /// rsp once the switch has popped its three words: `sp + 24`.
+    pub rsp: u64,
+    /// The saved rbp.
+    pub rbp: u64,
+    /// The saved rbx.
+    pub rbx: u64,
+}
+
+/// Decodes the suspended frame (module doc) from a copy of the stack that
+/// starts at the saved stack pointer `sp`; `None` if the copy is too short.
+///
+/// This is the layout `switch` and `start` push; the goroutine dump
+/// (`diag/backtrace.rs`) is its only reader.
+pub fn saved_registers(sp: usize, stack: &[u8]) -> Option<SavedRegisters> {
+    let word = |i: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(
+            stack.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
+    Some(SavedRegisters {
+        rip: word(0)?,
+        rbx: word(1)?,
+        rbp: word(2)?,
+        rsp: (sp + SAVED_FRAME_BYTES) as u64,
+    })
+}
+
+/// The return address that the `call` in `goroutine_start` pushes: an
+/// unwinder that reaches it has walked the whole goroutine.
+pub fn entry_return_address() -> u64 {
+    // `call rcx` is two bytes (ff d1).
+    goroutine_start as *const () as usize as u64 + 2
+}
+
 /// The first frame of every goroutine: calls `entry` (in rcx) with the
 /// argument already in rdi. On entry rsp is 16-byte aligned, so after the
 /// `call` the callee sees rsp ≡ 8 (mod 16) as the ABI requires. The entry

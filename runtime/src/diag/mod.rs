@@ -15,7 +15,9 @@
 //! until the next schedtrace line is due. On each wake it:
 //! 1. stores the coarse clock (`clock.rs`) that parks stamp;
 //! 2. prints each runtime's due schedtrace line (`schedtrace.rs`);
-//! 3. after a SIGQUIT, writes every runtime's dump to stderr (`dump.rs`).
+//! 3. after a SIGQUIT, writes every runtime's dump to stderr (`dump.rs`),
+//!    with the parked goroutines' backtraces (`backtrace.rs`). Symbolizing
+//!    them is why its stack is 1 MiB (reserved; committed only as used).
 //!
 //! The deadlock check counts this thread as the runtime's own
 //! (`helper_threads`), so it does not look like a foreign thread that could
@@ -34,6 +36,7 @@
 //! releases it before printing; `register`/`unregister` join the thread
 //! only after releasing it. A dump takes `all_gs` only to copy the list.
 
+pub(crate) mod backtrace;
 pub(crate) mod clock;
 pub(crate) mod dump;
 pub(crate) mod schedtrace;
@@ -135,7 +138,7 @@ fn start() -> std::io::Result<(JoinHandle<()>, i32)> {
     HELPERS.fetch_add(1, Ordering::SeqCst);
     match std::thread::Builder::new()
         .name("goro-diag".into())
-        .stack_size(256 * 1024)
+        .stack_size(1024 * 1024)
         .spawn(move || run(stop_fd))
     {
         Ok(handle) => Ok((handle, stop_fd)),
@@ -158,6 +161,7 @@ pub(crate) fn runtimes() -> Vec<Arc<Shared>> {
 
 /// The thread's loop (module doc).
 fn run(stop_fd: i32) {
+    dump::mark_diag_thread();
     loop {
         clock::tick();
         let now = Instant::now();

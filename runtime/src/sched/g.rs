@@ -34,7 +34,7 @@ use crate::stack::Stack;
 use std::cell::UnsafeCell;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use super::label::Label;
 
@@ -148,6 +148,11 @@ pub(crate) struct G {
     label: Label,
     created_at: AtomicPtr<Location<'static>>,
     parked_at: AtomicU32,
+    /// Counts parks (written by the owner only, read by the dump to tell
+    /// one park from the next: `diag/backtrace.rs`).
+    park_seq: AtomicU32,
+    /// The current stack's top (0 without a stack), for the dump.
+    stack_top: AtomicUsize,
 }
 
 /// Stack colours: a G starts `color * COLOR_STEP` bytes below its stack top.
@@ -181,6 +186,7 @@ unsafe impl Send for G {}
 
 impl G {
     pub(crate) fn new(shared: *const Shared, stack: Stack) -> G {
+        let top = stack.top() as usize;
         G {
             id: AtomicU64::new(0),
             status: AtomicU8::new(Status::Idle as u8),
@@ -195,6 +201,8 @@ impl G {
             label: Label::default(),
             created_at: AtomicPtr::new(std::ptr::null_mut()),
             parked_at: AtomicU32::new(0),
+            park_seq: AtomicU32::new(0),
+            stack_top: AtomicUsize::new(top),
         }
     }
 
@@ -248,8 +256,32 @@ impl G {
             // A relaxed load of a line written once a second (diag/clock.rs).
             self.parked_at
                 .store(crate::diag::clock::coarse_secs(), Ordering::Relaxed);
+            // A new park: only the owner writes the counter, so a load and a
+            // store (no locked instruction). Release, so a reader that sees
+            // the new count also sees that the G had left Waiting (its last
+            // `ready`) before it: pairs with the Acquire in `park_seq`. On
+            // x86-64 both are plain moves.
+            let seq = self.park_seq.load(Ordering::Relaxed).wrapping_add(1);
+            self.park_seq.store(seq, Ordering::Release);
         }
         self.wait_reason.store(reason as u8, Ordering::Relaxed);
+    }
+
+    /// How many times the G has parked (wrapping). Readable by anyone.
+    pub(crate) fn park_seq(&self) -> u32 {
+        self.park_seq.load(Ordering::Acquire)
+    }
+
+    /// The top of the G's current stack (0 if it has none). Readable by
+    /// anyone; the stack may be unmapped by the time the caller uses it.
+    pub(crate) fn stack_top(&self) -> usize {
+        self.stack_top.load(Ordering::Acquire)
+    }
+
+    /// The address of the saved stack pointer, for the dump, which reads it
+    /// with `process_vm_readv` (`diag/backtrace.rs`), never through Rust.
+    pub(crate) fn sp_address(&self) -> usize {
+        self.sp.get() as usize
     }
 
     /// The coarse second (`diag::clock`) of the G's last park.
@@ -354,6 +386,8 @@ impl G {
     /// # Safety
     /// The caller owns the G and no frame lives on the old stack.
     pub(crate) unsafe fn set_stack(&self, stack: Option<Stack>) {
+        let top = stack.as_ref().map_or(0, |s| s.top() as usize);
+        self.stack_top.store(top, Ordering::Release);
         // SAFETY: per the caller's ownership.
         unsafe { *self.stack.get() = stack };
     }

@@ -6,6 +6,7 @@
 //! may be called from a handler.
 
 pub mod futex;
+pub mod memory;
 pub mod net;
 pub mod notify;
 pub mod signal;

@@ -197,9 +197,10 @@ impl<T> Channel<T> {
             return SendNow::Closed(value);
         }
         if let Some(receiver) = pop_live(&mut state.recvq) {
-            // SAFETY: removed from recvq under the lock; the receiver stays
-            // blocked until its slot is marked.
-            return SendNow::Sent(Some(unsafe { receiver.deliver(value) }));
+            // SAFETY: taken out of recvq under the channel lock; the receiver
+            // stays blocked until its slot is marked.
+            let woken = unsafe { receiver.deliver(value) };
+            return SendNow::Sent(Some(woken));
         }
         if state.buffer.len() < self.capacity {
             state.buffer.push_back(value);

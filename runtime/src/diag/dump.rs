@@ -199,7 +199,8 @@ fn dump_with(shared: &Shared, traces: Result<(), String>) -> String {
 
 /// Lists every goroutine of the current runtime in Go's form (module doc):
 /// a header with its state or wait reason and wait time, its name, a
-/// symbolized backtrace for the parked ones, and where it was created. `Runtime::dump` does the same from any thread.
+/// symbolized backtrace for the parked ones, and where it was created.
+/// `Runtime::dump` does the same from any thread.
 ///
 /// # Panics
 /// Outside a goroutine.

@@ -246,20 +246,6 @@ impl Sysmon {
     }
 }
 
-/// `membarrier` registration: done once per process, lazily — it takes
-/// about 14 ms here (the kernel waits for an RCU grace period), which must
-/// not delay sysmon's first ticks.
-fn membarrier_ready() -> bool {
-    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READY.get_or_init(|| match thread::membarrier_register() {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::debug!(%error, "goro: no membarrier; only blocking() hands Ps off");
-            false
-        }
-    })
-}
-
 fn run(shared: &Shared) {
     thread::set_timer_slack(1_000);
     let sysmon = &shared.sysmon;
@@ -445,7 +431,7 @@ impl Tick<'_> {
     /// Steps 1–4 of the module doc's protocol.
     fn take_from_blocked(&mut self, p: &P, m: &M, owner: usize) -> bool {
         let locks = m.locks.load(Ordering::Acquire);
-        if locks.is_null() || !membarrier_ready() {
+        if locks.is_null() || !thread::membarrier_ready() {
             return false;
         }
         // SAFETY: the M's TLS count lives as long as its thread, and its

@@ -22,16 +22,17 @@
 //! The light side may skip its fence only once the process is registered
 //! for expedited membarrier; until then (and for good if registration fails:
 //! Linux < 4.14, or a seccomp filter) [`light_ok`] is false and the unlocker
-//! uses a locked read-modify-write, a full barrier, instead. Registration is
-//! done by the first waiter to need it, before it relies on it, so a waiter
-//! never uses the plain fence against an unlocker that skipped its own.
+//! uses a locked read-modify-write, a full barrier, instead. Registration
+//! (`sys::thread::membarrier_ready`, shared with sysmon's handoff) happens
+//! on first need, and [`light_ok`] turns true only in a waiter's [`heavy`],
+//! after it, so a waiter never uses the plain fence against an unlocker
+//! that skipped its own.
 //!
 //! Measured here: `membarrier` costs the caller 1–7 µs with another thread of
 //! the process running (an IPI to its CPU), 0.3 µs alone; a locked RMW costs
 //! ~12 ns uncontended, which is what the unlock saves every time.
 
 use std::sync::atomic::{compiler_fence, fence, AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use crate::sys::thread;
 
@@ -55,17 +56,15 @@ pub(crate) fn light() {
 /// (or, without membarrier, on this one: the unlockers then fence too).
 /// Pairs with [`light`].
 pub(crate) fn heavy() {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let registered = *REGISTERED.get_or_init(|| {
-        // The count keeps a preemption from parking us while other waiters
-        // wait for this one-time registration.
+    let registered = {
+        // The count keeps a preemption from parking us while other threads
+        // wait for the one-time registration inside.
         let _section = crate::sched::locks::Section::enter();
-        let ok = thread::membarrier_register().is_ok();
-        if ok {
-            LIGHT_OK.store(true, Ordering::SeqCst);
-        }
-        ok
-    });
+        thread::membarrier_ready()
+    };
+    if registered && !LIGHT_OK.load(Ordering::Relaxed) {
+        LIGHT_OK.store(true, Ordering::SeqCst);
+    }
     fence(Ordering::SeqCst);
     if registered && thread::membarrier().is_err() {
         // Registered, yet refused: unlockers already skip their fence, so

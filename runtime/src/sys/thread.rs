@@ -43,8 +43,27 @@ pub fn tgkill(tid: i32, signal: libc::c_int) -> io::Result<()> {
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 
-/// Registers the process for [`membarrier`] (Linux ≥ 4.14). Once per process.
-pub fn membarrier_register() -> io::Result<()> {
+/// Whether [`membarrier`] may be used: registers the process on first call
+/// (Linux ≥ 4.14; refused under some seccomp filters) and remembers the
+/// answer. Registration takes about 14 ms here (the kernel waits for an RCU
+/// grace period), so it is done lazily, by the first user that needs it:
+/// sysmon's blocked-M handoff or a parking `Mutex` waiter (`sync/fence.rs`).
+pub fn membarrier_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| match membarrier_register() {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(
+                %error,
+                "goro: no membarrier; only blocking() hands Ps off, and Mutex unlock fences"
+            );
+            false
+        }
+    })
+}
+
+/// Registers the process for [`membarrier`]. Use [`membarrier_ready`].
+fn membarrier_register() -> io::Result<()> {
     // SAFETY: the membarrier command takes no pointers.
     let rc = unsafe {
         libc::syscall(

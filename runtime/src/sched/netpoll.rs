@@ -53,7 +53,7 @@ use goro_netpoll::{Event, Handler, Poller};
 
 use super::g::{GRef, Status};
 use super::idle::wakep_global;
-use super::m::current_m;
+use super::m::{current_m, M};
 use super::shared::Shared;
 use super::timers::{self, NEVER};
 use super::waiter::Waiter;
@@ -72,16 +72,9 @@ fn direct(shared: &Shared) -> Option<&Arc<Poller>> {
     shared.netpoll.get().filter(|poller| poller.is_direct())
 }
 
-/// Polls `poller` for up to `timeout`, applies the events, and readies the
-/// released waiters: all of them with `ready_batch` (global queue), except
-/// that with `keep_first` the first goroutine is returned, Runnable, for
-/// the caller to run.
-fn poll_and_ready(
-    shared: &Shared,
-    poller: &Poller,
-    timeout: Option<Duration>,
-    keep_first: bool,
-) -> Option<GRef> {
+/// Polls `poller` for up to `timeout` and applies the events: the waiters
+/// they release are left in `SCRATCH` for [`ready_reaped`].
+fn reap(poller: &Poller, timeout: Option<Duration>) {
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let (events, wakes) = &mut *scratch;
@@ -91,13 +84,20 @@ fn poll_and_ready(
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        if events.is_empty() {
-            return None;
+        if !events.is_empty() {
+            crate::net::poll_desc::collect(events, wakes);
+            events.clear();
         }
-        crate::net::poll_desc::collect(events, wakes);
-        events.clear();
+    });
+}
+
+/// Readies the waiters [`reap`] left: all of them with `ready_batch`
+/// (global queue, one `wakep`), except that with `keep_first` the first
+/// goroutine is returned, Runnable, for the caller to run.
+fn ready_reaped(shared: &Shared, keep_first: bool) -> Option<GRef> {
+    SCRATCH.with(|scratch| {
+        let wakes = &mut scratch.borrow_mut().1;
         let mut first = None;
-        let readied = wakes.len() as u64;
         if keep_first {
             if let Some(at) = wakes.iter().position(|w| matches!(w, Waiter::Goroutine(_))) {
                 let Waiter::Goroutine(g) = wakes.swap_remove(at) else {
@@ -111,13 +111,12 @@ fn poll_and_ready(
                 }
                 g.set_status(Status::Runnable);
                 tracing::trace!(target: "goro::netpoll", goroutine = g.id(), "ready (netpoll, run here)");
+                super::stats::count_netpoll_batch(shared, 1);
                 first = Some(g);
             }
         }
         if !wakes.is_empty() {
             ready_batch(wakes);
-        } else if readied > 0 {
-            super::stats::count_netpoll_batch(shared, readied);
         }
         first
     })
@@ -138,44 +137,56 @@ pub(crate) fn poll_now(shared: &Shared) -> Option<GRef> {
             .last_poll
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed);
     }
-    poll_and_ready(shared, poller, Some(Duration::ZERO), true)
+    reap(poller, Some(Duration::ZERO));
+    ready_reaped(shared, true)
 }
 
 /// What [`poll_blocking`] did.
 pub(crate) enum Blocked {
-    /// Another M is the blocked poller, or there is no direct netpoller:
-    /// sleep on the futex as usual.
-    NotPolled,
-    /// Polled and woke up; the caller looks for a P (and runs `g`, if any).
-    Polled(Option<GRef>),
+    /// Another M is the blocked poller, there is no direct netpoller, or
+    /// no P was idle when it woke (what it reaped went to the global
+    /// queue): sleep on the futex as usual.
+    Sleep,
+    /// It woke and took an idle P, now installed on the M: run the G, if
+    /// any, or look for work.
+    Run(Option<GRef>),
 }
 
 /// Step 2 (module doc): called by an M without a P that found nothing to
 /// do. Blocks in the poller until readiness, the doorbell, or `deadline`
 /// (the earliest timer, `NEVER` for none) if no other M does.
-pub(crate) fn poll_blocking(shared: &Shared, deadline: u64) -> Blocked {
+///
+/// The P is taken *before* the reaped goroutines are readied: readying
+/// first would `wakep` another M for the P this M is about to take, and
+/// the two would trade it through a futex wake per poll.
+pub(crate) fn poll_blocking(shared: &Shared, m: &M, deadline: u64) -> Blocked {
     let Some(poller) = direct(shared) else {
-        return Blocked::NotPolled;
+        return Blocked::Sleep;
     };
     if shared.last_poll.swap(0, Ordering::SeqCst) == 0 {
-        return Blocked::NotPolled;
+        return Blocked::Sleep;
     }
     // After the swap: shutdown sets `stopping` before it rings the doorbell,
     // and the doorbell stays rung until a blocking poll drains it.
-    if shared.is_stopping() {
-        shared
-            .last_poll
-            .store(timers::now().max(1), Ordering::SeqCst);
-        return Blocked::Polled(None);
+    if !shared.is_stopping() {
+        let timeout = (deadline != NEVER)
+            .then(|| Duration::from_nanos(deadline.saturating_sub(timers::now())));
+        tracing::trace!(deadline, "M blocks in netpoll");
+        reap(poller, timeout);
     }
-    let timeout =
-        (deadline != NEVER).then(|| Duration::from_nanos(deadline.saturating_sub(timers::now())));
-    tracing::trace!(deadline, "M blocks in netpoll");
-    let g = poll_and_ready(shared, poller, timeout, true);
     shared
         .last_poll
         .store(timers::now().max(1), Ordering::SeqCst);
-    Blocked::Polled(g)
+    match shared.idle.take_p(shared) {
+        Some(p) => {
+            m.install_p(p);
+            Blocked::Run(ready_reaped(shared, true))
+        }
+        None => {
+            ready_reaped(shared, false);
+            Blocked::Sleep
+        }
+    }
 }
 
 /// Step 3 (module doc): sysmon's poll when nobody polled for 10 ms.
@@ -192,7 +203,8 @@ pub(crate) fn sysmon_poll(shared: &Shared, now: u64) {
         .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
     {
-        poll_and_ready(shared, poller, Some(Duration::ZERO), false);
+        reap(poller, Some(Duration::ZERO));
+        ready_reaped(shared, false);
     }
 }
 

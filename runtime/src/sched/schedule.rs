@@ -352,22 +352,16 @@ fn find_runnable(m: &M) -> Option<GRef> {
         // Step 6: block in the netpoller if no other M does (epoll), else
         // sleep until a waker hands us a P, or until the earliest timer is
         // due (then we take an idle P to run it).
-        if let netpoll::Blocked::Polled(g) = netpoll::poll_blocking(shared, deadline) {
+        if let netpoll::Blocked::Run(g) = netpoll::poll_blocking(shared, m, deadline) {
+            // Stopping: a readied G stays Runnable in `all_gs`, where
+            // shutdown abandons it.
             if shared.is_stopping() {
                 return None;
             }
-            if let Some(p) = shared.idle.take_p(shared) {
-                m.install_p(p);
-                if g.is_some() {
-                    return g;
-                }
-                continue;
+            if g.is_some() {
+                return g;
             }
-            // Every P is busy: the G waits in the global queue for one.
-            if let Some(g) = g {
-                shared.injector.push(g);
-                wakep_global(shared);
-            }
+            continue;
         }
         let p = shared.idle.sleep(shared, m, deadline);
         if p.is_null() {

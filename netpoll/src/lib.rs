@@ -35,12 +35,14 @@
 //!   [`Poller::interrupt`] (Go's `netpollBreak`).
 //!
 //! Measured, `perf stat -p` on the server (`redis-benchmark -t get -c 50
-//! -P 1`, 200,000 requests, 2 Ps, two runs each, with a compile running
-//! beside): context switches per request 0.15–0.18 with epoll reaped by
-//! Ms, 0.91–0.92 with io_uring, 0.15–0.19 for redis-server; server CPU per
-//! request 12.1–12.9 µs against 19.3–22.4 µs (redis-server: 11.6–13.9). The
-//! echo server at 100 connections: 8.40–8.56 CPU-µs per round trip against
-//! 8.84–10.80 (Go: 8.37–9.12); at 10,000: 14.1 against 17.2 (Go: 15.4).
+//! -P 1`, 200,000 requests, 2 Ps, runs interleaved with redis-server's, a
+//! compile running beside): per request, context switches 0.115–0.125
+//! with epoll reaped by Ms against 0.81–0.91 with io_uring (redis-server:
+//! 0.15–0.17), futex calls 0.06–0.07 against 0.26–0.28, server CPU 14.2 µs
+//! against 18.3–19.0 (redis-server: 11.5–12.0). The echo server (Go's
+//! loadgen, 3 s runs, interleaved): at 100 connections 8.0 and 9.4 CPU-µs
+//! per round trip against io_uring's 10.6 and 9.6 and Go's 10.2 and 10.1;
+//! at 10,000 connections 13.2 against 15.9 (Go: 14.4).
 //!
 //! # The backend contract
 //!

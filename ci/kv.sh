@@ -11,7 +11,9 @@
 # redis-benchmark itself (single-threaded: on 2 cores it takes one of them
 # away from the server under test).
 # Usage: bash ci/kv.sh     (N=requests, default 200000; REPS=3;
-#                           STORES="locks owners")
+#                           STORES="locks owners"; GORO_NETPOLL=epoll or
+#                           uring forces goro-kv's backend, printed by the
+#                           smoke line)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-200000}
@@ -64,7 +66,9 @@ smoke() { # PORT
   [ "$("${cli[@]}" keys 'smoke:*' | wc -l)" = 3 ]
   "${cli[@]}" info goro | grep -q '^goroutines:' || [ "$1" = "$REDIS_PORT" ]
   "${cli[@]}" del smoke:a smoke:n smoke:t >/dev/null
-  echo "  redis-cli smoke on port $1: ok"
+  local backend
+  backend=$("${cli[@]}" info goro | tr -d '\r' | awk -F: '$1 == "netpoll_backend" {print ", netpoll " $2}')
+  echo "  redis-cli smoke on port $1: ok$backend"
 }
 
 declare -A rps cpu srv

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A non-blocking, close-on-exec eventfd: the poller's doorbell.
@@ -71,18 +72,49 @@ pub(crate) fn epoll_ctl(
 }
 
 /// Waits for events into `out`, returning how many arrived (0 on EINTR).
+/// The timeout is kept to the nanosecond with `epoll_pwait2` (Linux 5.11);
+/// where that is missing, `epoll_wait` rounds it up to whole milliseconds,
+/// so a timer is never woken for early.
 pub(crate) fn epoll_wait(
     epoll: RawFd,
     out: &mut [libc::epoll_event],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    let ms = match timeout {
-        None => -1,
-        // Round up so a timer is never woken for early.
-        Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+    static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+    let n = match timeout {
+        Some(d) if !d.is_zero() && !NO_PWAIT2.load(Ordering::Relaxed) => {
+            let spec = libc::timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: `out` is a writable array of `out.len()` events and
+            // `spec` a live timespec; no signal mask is passed.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    epoll,
+                    out.as_mut_ptr(),
+                    out.len() as libc::c_int,
+                    &spec as *const libc::timespec,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                NO_PWAIT2.store(true, Ordering::Relaxed);
+                return epoll_wait(epoll, out, timeout);
+            }
+            n as libc::c_int
+        }
+        _ => {
+            let ms = match timeout {
+                None => -1,
+                Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+            };
+            // SAFETY: `out` is a writable array of `out.len()` events.
+            unsafe { libc::epoll_wait(epoll, out.as_mut_ptr(), out.len() as i32, ms) }
+        }
     };
-    // SAFETY: `out` is a writable array of `out.len()` events.
-    let n = unsafe { libc::epoll_wait(epoll, out.as_mut_ptr(), out.len() as i32, ms) };
     if n < 0 {
         let error = io::Error::last_os_error();
         if error.kind() == io::ErrorKind::Interrupted {

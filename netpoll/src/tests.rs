@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use std::sync::Arc;
 
 /// The tests count this process's fds: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -32,13 +33,31 @@ fn start(kind: BackendKind) -> Option<(Poller, mpsc::Receiver<Event>)> {
     }
 }
 
-fn wait_for(rx: &mpsc::Receiver<Event>, want: impl Fn(&Event) -> bool) -> Event {
+/// The next event `want` accepts, within 5 s: readiness reaped on this
+/// thread when the backend is direct (epoll), else from the handler, which
+/// also delivers timers and releases for both.
+fn wait_for(poller: &Poller, rx: &mpsc::Receiver<Event>, want: impl Fn(&Event) -> bool) -> Event {
     let deadline = Instant::now() + Duration::from_secs(5);
+    let mut reaped = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = rx.recv_timeout(left).expect("event within 5 s");
-        if want(&event) {
-            return event;
+        assert!(Instant::now() < deadline, "no matching event within 5 s");
+        if poller.is_direct() {
+            poller
+                .poll(Some(Duration::from_millis(1)), &mut reaped)
+                .unwrap();
+            if let Some(event) = reaped.drain(..).find(|event| want(event)) {
+                return event;
+            }
+        }
+        let wait = if poller.is_direct() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(10)
+        };
+        if let Ok(event) = rx.recv_timeout(wait) {
+            if want(&event) {
+                return event;
+            }
         }
     }
 }
@@ -48,6 +67,7 @@ fn readiness_edges_timers_and_release(kind: BackendKind) {
         return;
     };
     assert_eq!(poller.kind(), kind);
+    assert_eq!(poller.is_direct(), kind == BackendKind::Epoll);
     let (a, mut b) = UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     let token = Token {
@@ -57,11 +77,13 @@ fn readiness_edges_timers_and_release(kind: BackendKind) {
     poller.register(a.as_raw_fd(), token).unwrap();
     // Writable at once (buffer space is present when registering).
     wait_for(
+        &poller,
         &rx,
         |e| matches!(e, Event::Io { token: t, writable: true, .. } if *t == token),
     );
     b.write_all(b"x").unwrap();
     wait_for(
+        &poller,
         &rx,
         |e| matches!(e, Event::Io { token: t, readable: true, .. } if *t == token),
     );
@@ -78,13 +100,13 @@ fn readiness_edges_timers_and_release(kind: BackendKind) {
     poller.cancel_timer(cancelled);
     let start = Instant::now();
     poller.set_timer(timer, Instant::now() + Duration::from_millis(30));
-    let fired = wait_for(&rx, |e| matches!(e, Event::Timer { .. }));
+    let fired = wait_for(&poller, &rx, |e| matches!(e, Event::Timer { .. }));
     assert_eq!(fired, Event::Timer { token: timer });
     assert!(start.elapsed() >= Duration::from_millis(30));
     if poller.deregister(a.as_raw_fd(), token) {
         // epoll: released at once.
     } else {
-        wait_for(&rx, |e| *e == Event::Released { token });
+        wait_for(&poller, &rx, |e| *e == Event::Released { token });
     }
     drop(a);
     poller.shutdown();
@@ -136,4 +158,31 @@ fn goro_netpoll_is_parsed_with_a_clear_error() {
     let error = BackendKind::parse("kqueue").unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("GORO_NETPOLL"), "{error}");
+}
+
+#[test]
+fn interrupt_releases_a_blocked_direct_poll_and_is_not_lost_before_it() {
+    let _serial = serial();
+    let (poller, _rx) = start(BackendKind::Epoll).unwrap();
+    let poller = Arc::new(poller);
+    // Rung before anyone blocks: the next blocking poll returns at once.
+    poller.interrupt();
+    let mut events = Vec::new();
+    // A non-blocking poll sees the doorbell but leaves it ringing.
+    poller.poll(Some(Duration::ZERO), &mut events).unwrap();
+    poller.poll(None, &mut events).unwrap();
+    assert!(events.is_empty());
+    // Rung while another thread blocks.
+    let blocked = {
+        let poller = poller.clone();
+        std::thread::spawn(move || {
+            let mut events = Vec::new();
+            poller.poll(None, &mut events).unwrap();
+            events.len()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    poller.interrupt();
+    assert_eq!(blocked.join().unwrap(), 0);
+    poller.shutdown();
 }

@@ -386,6 +386,53 @@ fn a_goroutine_blocked_in_read_leaves_the_only_p_to_others() {
     });
 }
 
+/// The reverse case: the only P is held by a goroutine that never blocks or
+/// yields, and data arrives for a parked reader. The runtime must still
+/// notice (epoll: sysmon polls when no M has for 10 ms; io_uring: the
+/// netpoller thread readies the reader) and preemption gives it the P.
+#[test]
+fn a_read_completes_while_a_spinner_holds_the_only_p() {
+    each_backend(1, || {
+        let (a, b) = UnixStream::pair().unwrap();
+        let received = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let received = received.clone();
+            go(move || {
+                let mut a = a;
+                let mut buf = [0u8; 1];
+                a.read_exact(&mut buf).unwrap();
+                received.store(true, Ordering::Release);
+                buf[0]
+            })
+        };
+        let spinner = {
+            let received = received.clone();
+            go(move || {
+                let give_up = Instant::now() + Duration::from_secs(20);
+                while !received.load(Ordering::Acquire) {
+                    if Instant::now() > give_up {
+                        return false;
+                    }
+                    std::hint::spin_loop();
+                }
+                true
+            })
+        };
+        // A plain thread writes once the reader has had time to park.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            (&b).write_all(&[7]).unwrap();
+            b
+        });
+        assert!(
+            spinner.join().unwrap(),
+            "the reader never ran while the spinner held the P"
+        );
+        assert_eq!(reader.join().unwrap(), 7);
+        drop(writer.join().unwrap());
+    });
+}
+
 #[test]
 fn sockets_work_from_plain_threads_too() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -37,7 +37,7 @@
 //!   exists to move it off the P.
 //! - `try_clone`: a dup'd fd would need its own registration.
 
-mod poll_desc;
+pub(crate) mod poll_desc;
 mod tcp;
 mod udp;
 mod unix;

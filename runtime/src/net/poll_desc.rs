@@ -204,67 +204,74 @@ fn timer_token(desc: &PollDesc, dir: Dir, seq: u32) -> Token {
     }
 }
 
-/// The netpoller's handler: events to wakes, in one batch (module doc,
-/// step 4). Runs on the poller thread.
+/// The netpoller thread's handler: events to wakes, in one batch (module
+/// doc, step 4). With epoll the thread sees only deadlines and releases;
+/// readiness is reaped by the Ms (`sched::netpoll`), through [`collect`].
 pub(super) fn handler() -> Handler {
     let mut wake: Vec<Waiter> = Vec::with_capacity(256);
     Box::new(move |events: &[Event]| {
-        for event in events {
-            match *event {
-                Event::Io {
-                    token,
-                    readable,
-                    writable,
-                    hangup,
-                } => {
-                    let Some(desc) = lookup(token.index) else {
-                        continue;
-                    };
-                    if desc.generation.load(Ordering::Acquire) != token.generation {
-                        continue;
-                    }
-                    if hangup {
-                        desc.hangup.store(true, Ordering::Release);
-                    }
-                    for (dir, edge) in [(Dir::Read, readable), (Dir::Write, writable)] {
-                        if edge {
-                            let mut state = desc.dir(dir);
-                            desc.edges[dir as usize].fetch_add(1, Ordering::Release);
-                            if state.waiters.is_empty() {
-                                state.ready = true;
-                            } else {
-                                wake.extend(state.waiters.drain(..).map(|(_, waiter)| waiter));
-                            }
+        collect(events, &mut wake);
+        ready_batch(&mut wake);
+    })
+}
+
+/// Applies `events` to the poll descriptors and appends the waiters they
+/// release to `wake`, for the caller to wake once no lock is held.
+pub(crate) fn collect(events: &[Event], wake: &mut Vec<Waiter>) {
+    for event in events {
+        match *event {
+            Event::Io {
+                token,
+                readable,
+                writable,
+                hangup,
+            } => {
+                let Some(desc) = lookup(token.index) else {
+                    continue;
+                };
+                if desc.generation.load(Ordering::Acquire) != token.generation {
+                    continue;
+                }
+                if hangup {
+                    desc.hangup.store(true, Ordering::Release);
+                }
+                for (dir, edge) in [(Dir::Read, readable), (Dir::Write, writable)] {
+                    if edge {
+                        let mut state = desc.dir(dir);
+                        desc.edges[dir as usize].fetch_add(1, Ordering::Release);
+                        if state.waiters.is_empty() {
+                            state.ready = true;
+                        } else {
+                            wake.extend(state.waiters.drain(..).map(|(_, waiter)| waiter));
                         }
                     }
                 }
-                Event::Timer { token } => {
-                    let dir = if token.index % 2 == 0 {
-                        Dir::Read
-                    } else {
-                        Dir::Write
-                    };
-                    let Some(desc) = lookup(token.index / 2) else {
-                        continue;
-                    };
-                    let mut state = desc.dir(dir);
-                    if let Some(at) = state
-                        .waiters
-                        .iter()
-                        .position(|(seq, _)| *seq == token.generation)
-                    {
-                        wake.push(state.waiters.swap_remove(at).1);
-                    }
+            }
+            Event::Timer { token } => {
+                let dir = if token.index % 2 == 0 {
+                    Dir::Read
+                } else {
+                    Dir::Write
+                };
+                let Some(desc) = lookup(token.index / 2) else {
+                    continue;
+                };
+                let mut state = desc.dir(dir);
+                if let Some(at) = state
+                    .waiters
+                    .iter()
+                    .position(|(seq, _)| *seq == token.generation)
+                {
+                    wake.push(state.waiters.swap_remove(at).1);
                 }
-                Event::Released { token } => {
-                    if let Some(desc) = lookup(token.index) {
-                        release(desc, token.generation);
-                    }
+            }
+            Event::Released { token } => {
+                if let Some(desc) = lookup(token.index) {
+                    release(desc, token.generation);
                 }
             }
         }
-        ready_batch(&mut wake);
-    })
+    }
 }
 
 struct Registration {

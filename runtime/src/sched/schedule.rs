@@ -34,6 +34,7 @@ use super::g::{GRef, Status, WaitReason, G};
 use super::idle::{wakep, wakep_global};
 use super::locks;
 use super::m::{current_m, Pending, Unlock, M};
+use super::netpoll;
 use super::p::P;
 use super::pool;
 use super::shared::Shared;
@@ -305,6 +306,11 @@ fn find_runnable(m: &M) -> Option<GRef> {
             reset_spinning(m);
             return Some(g);
         }
+        // Go polls the network here, before stealing (epoll; `netpoll.rs`).
+        if let Some(g) = netpoll::poll_now(shared) {
+            reset_spinning(m);
+            return Some(g);
+        }
         // Step 3: spin, stealing, if spinning is allowed.
         if m.spinning.get() || shared.idle.may_spin(shared.config.procs) {
             if !m.spinning.get() {
@@ -343,8 +349,20 @@ fn find_runnable(m: &M) -> Option<GRef> {
                 continue;
             }
         }
-        // Step 6: sleep until a waker hands us a P, or until the earliest
-        // timer is due (then we take an idle P to run it).
+        // Step 6: block in the netpoller if no other M does (epoll), else
+        // sleep until a waker hands us a P, or until the earliest timer is
+        // due (then we take an idle P to run it).
+        if let netpoll::Blocked::Run(g) = netpoll::poll_blocking(shared, m, deadline) {
+            // Stopping: a readied G stays Runnable in `all_gs`, where
+            // shutdown abandons it.
+            if shared.is_stopping() {
+                return None;
+            }
+            if g.is_some() {
+                return g;
+            }
+            continue;
+        }
         let p = shared.idle.sleep(shared, m, deadline);
         if p.is_null() {
             return None;

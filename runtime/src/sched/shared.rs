@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     pub netpoll: OnceLock<Arc<goro_netpoll::Poller>>,
     /// Serialises starting the netpoller.
     pub netpoll_start: Mutex<()>,
+    /// Go's `sched.lastpoll`: when an M last polled the netpoller itself,
+    /// or 0 while one M is blocked polling it (`netpoll.rs`).
+    pub last_poll: AtomicU64,
     /// Counters for `stats()` and schedtrace (`stats.rs`).
     pub counters: Counters,
 }
@@ -83,6 +86,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             netpoll: OnceLock::new(),
             netpoll_start: Mutex::new(()),
+            last_poll: AtomicU64::new(1),
         }
     }
 

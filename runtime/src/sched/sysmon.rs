@@ -17,9 +17,11 @@
 //!    moved — by sending its M a SIGURG (`preempt.rs`), at most one
 //!    outstanding per M (`M::preempt_requested`).
 //!
-//! It does not poll the network: goro's netpoller is a thread of its own
-//! (`goro_netpoll`), which readies goroutines as completions arrive, so there
-//! is no "nobody polled for 10 ms" case to cover.
+//! 4. **polls the network** (epoll backend) when no M has for 10 ms, as
+//!    Go's does: Ms poll only when they run out of work, so Ps all busy with
+//!    long goroutines would otherwise leave sockets unreaped
+//!    (`netpoll::sysmon_poll`). With io_uring the netpoller's own thread
+//!    readies goroutines as completions arrive, and this does nothing.
 //!
 //! # Sleeping
 //!
@@ -299,6 +301,7 @@ fn run(shared: &Shared) {
             }
         }
         orphans.retain_mut(|orphan| tick.watch_orphan(orphan));
+        super::netpoll::sysmon_poll(shared, now);
         next_event = tick.next_event;
         if tick.acted {
             delay = MIN_DELAY;

@@ -66,8 +66,12 @@
 //! `send` and `recv` are each split into an inline fast path — buffered
 //! room and no parked receiver; a buffered value and no parked sender —
 //! and an out-of-line slow path that does everything else
-//! (`send_slow`/`recv_slow`), under the same guard: about 45 instructions
-//! per send or receive on the fast path, against about 60 before.
+//! (`send_slow`/`recv_slow`), under the same guard. `buffered_128/1p`
+//! (cachegrind, `examples/chanloop.rs`): 104 instructions per value, both
+//! goroutines' loops included, against 144 before, and no locked one. The
+//! split costs the unbuffered ping-pong, whose every operation takes the
+//! slow path, about 90 instructions per round trip (1,100 against 1,010),
+//! which its four fewer locked instructions more than pay for.
 //!
 //! `select!` and the timed operations (`send_timeout`, `recv_timeout`) are
 //! in `select.rs`: a wait entry may carry a reference to a selecting

@@ -52,7 +52,8 @@
 //! before the bias are ordered by the shared lock, which the owner itself
 //! held when the bias was set.
 //!
-//! Release tells the two ways apart by `busy == me`: only the owner, and
+//! A guard remembers which way it took the lock; a raw release (`select!`)
+//! tells the two ways apart by `busy == me`: only the owner, and
 //! only while it holds the lock through the bias, sets `busy` to itself,
 //! and a thread never holds one lock twice. The release must run on the
 //! thread that took the lock — the runtime's count (`sched::locks`), raised
@@ -130,6 +131,13 @@ impl RawBiasedLock {
     /// the shared lock (module doc).
     #[inline(always)]
     pub(crate) fn lock(&self) {
+        self.lock_how();
+    }
+
+    /// [`Self::lock`], telling how: `true` through the bias, for
+    /// [`Self::unlock_as`].
+    #[inline(always)]
+    fn lock_how(&self) -> bool {
         locks::acquire();
         let me = me();
         if self.bias.load(Ordering::Relaxed) == me {
@@ -138,7 +146,7 @@ impl RawBiasedLock {
             // before the load below in the emitted code (module doc).
             compiler_fence(Ordering::SeqCst);
             if self.bias.load(Ordering::Relaxed) == me {
-                return;
+                return true;
             }
             // Revoked meanwhile: the revoker waits for this.
             self.busy.store(0, Ordering::Release);
@@ -148,6 +156,7 @@ impl RawBiasedLock {
         if bias != REVOKED {
             self.unbiased(me, bias);
         }
+        false
     }
 
     /// Under the shared lock, while not revoked: count the streak and bias,
@@ -203,7 +212,20 @@ impl RawBiasedLock {
     /// this thread).
     #[inline(always)]
     pub(crate) unsafe fn unlock(&self) {
-        if self.busy.load(Ordering::Relaxed) == me() {
+        // SAFETY: the caller holds the lock, on this thread (above), and
+        // `busy` names this thread exactly when it holds it through the
+        // bias (module doc).
+        unsafe { self.unlock_as(self.busy.load(Ordering::Relaxed) == me()) };
+    }
+
+    /// Releases the lock, taken the way `biased` says.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock; `biased` is what
+    /// [`Self::lock_how`] returned when it took it.
+    #[inline(always)]
+    unsafe fn unlock_as(&self, biased: bool) {
+        if biased {
             self.busy.store(0, Ordering::Release);
         } else {
             // SAFETY: we hold the lock, not through the bias: through the
@@ -243,8 +265,8 @@ impl<T> BiasedLock<T> {
 
     #[inline]
     pub(crate) fn lock(&self) -> BiasedLockGuard<'_, T> {
-        self.raw.lock();
-        BiasedLockGuard { lock: self }
+        let biased = self.raw.lock_how();
+        BiasedLockGuard { lock: self, biased }
     }
 
     /// The lock words, for `select!`'s multi-channel locking.
@@ -269,6 +291,8 @@ impl<T> BiasedLock<T> {
 /// and `sched::wait_unlocking` drops it on the same thread).
 pub(crate) struct BiasedLockGuard<'a, T> {
     lock: &'a BiasedLock<T>,
+    /// Taken through the bias (saves the release reading `busy`).
+    biased: bool,
 }
 
 impl<T> Deref for BiasedLockGuard<'_, T> {
@@ -292,7 +316,7 @@ impl<T> Drop for BiasedLockGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: the guard proves we hold the lock, taken on this thread.
-        unsafe { self.lock.raw.unlock() };
+        unsafe { self.lock.raw.unlock_as(self.biased) };
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::select::{self, Mode, RecvCase, SendCase};
 use crate::sched::{prepare_wait, wait_unlocking, WaitReason, Waiter};
-use crate::util::{SpinLock, SpinLockGuard};
+use crate::util::{BiasedLock, BiasedLockGuard};
 
 /// A value slot on a blocked sender's or receiver's stack.
 pub(super) struct Slot<T> {
@@ -128,13 +128,13 @@ pub(super) const SELECT_WAITING: usize = usize::MAX;
 pub(super) struct Channel<T> {
     /// Buffer capacity; 0 for a rendezvous, `usize::MAX` for unbounded.
     capacity: usize,
-    pub(super) state: SpinLock<State<T>>,
+    pub(super) state: BiasedLock<State<T>>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
 }
 
 impl<T> Channel<T> {
-    pub(super) fn lock(&self) -> SpinLockGuard<'_, State<T>> {
+    pub(super) fn lock(&self) -> BiasedLockGuard<'_, State<T>> {
         self.state.lock()
     }
 
@@ -173,9 +173,9 @@ impl<T> Channel<T> {
     #[allow(clippy::type_complexity)]
     fn send_now<'a>(
         &'a self,
-        mut state: SpinLockGuard<'a, State<T>>,
+        mut state: BiasedLockGuard<'a, State<T>>,
         value: T,
-    ) -> Result<Result<(), SendError<T>>, (SpinLockGuard<'a, State<T>>, T)> {
+    ) -> Result<Result<(), SendError<T>>, (BiasedLockGuard<'a, State<T>>, T)> {
         match self.send_locked(&mut state, value) {
             SendNow::Sent(waiter) => {
                 drop(state);
@@ -244,8 +244,27 @@ impl<T> Channel<T> {
         }
     }
 
+    /// Send, the common case inline: room in the buffer and no receiver
+    /// waiting (module doc, "Fast paths").
+    #[inline]
     fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let (state, value) = match self.send_now(self.lock(), value) {
+        let mut state = self.lock();
+        if state.recvq.is_empty() && !state.closed && state.buffer.len() < self.capacity {
+            state.buffer.push_back(value);
+            return Ok(());
+        }
+        self.send_slow(state, value)
+    }
+
+    /// Every other send: a parked receiver to hand the value to, a closed
+    /// channel, or a full buffer to wait on.
+    #[inline(never)]
+    fn send_slow<'a>(
+        &'a self,
+        state: BiasedLockGuard<'a, State<T>>,
+        value: T,
+    ) -> Result<(), SendError<T>> {
+        let (state, value) = match self.send_now(state, value) {
             Ok(result) => return result,
             Err(wait) => wait,
         };
@@ -264,8 +283,24 @@ impl<T> Channel<T> {
         }
     }
 
+    /// Receive, the common case inline: a buffered value and no sender
+    /// waiting (module doc, "Fast paths").
+    #[inline]
     fn recv(&self) -> Result<T, RecvError> {
-        let state = match self.recv_now(self.lock()) {
+        let mut state = self.lock();
+        if state.sendq.is_empty() {
+            if let Some(value) = state.buffer.pop_front() {
+                return Ok(value);
+            }
+        }
+        self.recv_slow(state)
+    }
+
+    /// Every other receive: a parked sender to take from, a closed and
+    /// drained channel, or an empty one to wait on.
+    #[inline(never)]
+    fn recv_slow<'a>(&'a self, state: BiasedLockGuard<'a, State<T>>) -> Result<T, RecvError> {
+        let state = match self.recv_now(state) {
             Ok(result) => return result,
             Err(state) => state,
         };
@@ -286,8 +321,8 @@ impl<T> Channel<T> {
     #[allow(clippy::type_complexity)]
     fn recv_now<'a>(
         &'a self,
-        mut state: SpinLockGuard<'a, State<T>>,
-    ) -> Result<Result<T, RecvError>, SpinLockGuard<'a, State<T>>> {
+        mut state: BiasedLockGuard<'a, State<T>>,
+    ) -> Result<Result<T, RecvError>, BiasedLockGuard<'a, State<T>>> {
         match self.recv_locked(&mut state) {
             RecvNow::Received(value, waiter) => {
                 drop(state);
@@ -330,7 +365,7 @@ pub(super) enum RecvNow<T> {
 /// only once off the stack: whoever dequeues us must take the lock first),
 /// and returns the mark the slot was given: `DELIVERED` or `CLOSED`.
 fn wait_in<'a, T>(
-    mut state: SpinLockGuard<'a, State<T>>,
+    mut state: BiasedLockGuard<'a, State<T>>,
     queue: impl FnOnce(&mut State<T>) -> &mut VecDeque<Entry<T>>,
     slot: &Slot<T>,
     reason: WaitReason,
@@ -348,7 +383,7 @@ fn wait_in<'a, T>(
 fn new_channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let channel = Arc::new(Channel {
         capacity,
-        state: SpinLock::new(State {
+        state: BiasedLock::new(State {
             buffer: VecDeque::new(),
             closed: false,
             recvq: VecDeque::new(),

@@ -56,7 +56,7 @@ use super::queue::{Channel, Entry, RecvNow, SendNow, Slot, CLOSED, DELIVERED, SE
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::sched::timers::{self, Fire, TimerRef};
 use crate::sched::{park, prepare_wait_for, WaitHandle, WaitReason, Waiter};
-use crate::util::RawSpinLock;
+use crate::util::RawBiasedLock;
 
 /// The select word's value when the deadline won.
 const TIMED_OUT: usize = usize::MAX - 1;
@@ -91,7 +91,7 @@ impl Mode {
 #[allow(private_interfaces)]
 pub trait SelectCase {
     /// The channel's lock word (its address is the lock order).
-    fn raw_lock(&self) -> &RawSpinLock;
+    fn raw_lock(&self) -> &RawBiasedLock;
 
     /// Under the channel lock: completes now if it can. Returns `None` if
     /// it would wait, else the peer to wake once every lock is released.
@@ -150,7 +150,7 @@ impl<'a, T> RecvCase<'a, T> {
 
 #[allow(private_interfaces)]
 impl<T> SelectCase for RecvCase<'_, T> {
-    fn raw_lock(&self) -> &RawSpinLock {
+    fn raw_lock(&self) -> &RawBiasedLock {
         self.channel.state.raw()
     }
 
@@ -238,7 +238,7 @@ impl<'a, T> SendCase<'a, T> {
 
 #[allow(private_interfaces)]
 impl<T> SelectCase for SendCase<'_, T> {
-    fn raw_lock(&self) -> &RawSpinLock {
+    fn raw_lock(&self) -> &RawBiasedLock {
         self.channel.state.raw()
     }
 
@@ -333,14 +333,14 @@ impl Fire for Deadline {
 
 /// Channel locks in lock order, deduplicated.
 struct Locks {
-    locks: Vec<*const RawSpinLock>,
+    locks: Vec<*const RawBiasedLock>,
 }
 
 impl Locks {
     fn new(cases: &[&mut dyn SelectCase]) -> Locks {
-        let mut locks: Vec<*const RawSpinLock> = cases
+        let mut locks: Vec<*const RawBiasedLock> = cases
             .iter()
-            .map(|case| case.raw_lock() as *const RawSpinLock)
+            .map(|case| case.raw_lock() as *const RawBiasedLock)
             .collect();
         locks.sort_unstable();
         locks.dedup();

@@ -19,6 +19,10 @@
 //!    with the parked goroutines' backtraces (`backtrace.rs`). Symbolizing
 //!    them is why its stack is 1 MiB (reserved; committed only as used).
 //!
+//! Before its loop it registers the process for `membarrier` (about 14 ms
+//! in the kernel): off every goroutine's path, so channel locks can bias
+//! themselves to a thread soon after start (`util/biased_lock.rs`).
+//!
 //! The deadlock check counts this thread as the runtime's own
 //! (`helper_threads`), so it does not look like a foreign thread that could
 //! wake a goroutine.
@@ -162,6 +166,11 @@ pub(crate) fn runtimes() -> Vec<Arc<Shared>> {
 /// The thread's loop (module doc).
 fn run(stop_fd: i32) {
     dump::mark_diag_thread();
+    // Register for membarrier here, where its ~14 ms (an RCU grace period)
+    // holds no goroutine up: channel locks bias themselves to a thread only
+    // once it is done (`util/biased_lock.rs`), and sysmon's handoff and the
+    // Mutex fence then find it ready.
+    crate::sys::thread::membarrier_ready();
     loop {
         clock::tick();
         let now = Instant::now();

@@ -46,11 +46,12 @@ const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 /// Whether [`membarrier`] may be used: registers the process on first call
 /// (Linux ≥ 4.14; refused under some seccomp filters) and remembers the
 /// answer. Registration takes about 14 ms here (the kernel waits for an RCU
-/// grace period), so it is done lazily, by the first user that needs it:
-/// sysmon's blocked-M handoff or a parking `Mutex` waiter (`sync/fence.rs`).
+/// grace period), so it is done off the goroutines' path: by the diagnostics
+/// thread as it starts (`diag/mod.rs`), or else by the first user that needs
+/// it: sysmon's blocked-M handoff or a parking `Mutex` waiter
+/// (`sync/fence.rs`). Channel locks only ask [`membarrier_registered`].
 pub fn membarrier_ready() -> bool {
-    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READY.get_or_init(|| match membarrier_register() {
+    *MEMBARRIER_READY.get_or_init(|| match membarrier_register() {
         Ok(()) => true,
         Err(error) => {
             tracing::debug!(
@@ -60,6 +61,18 @@ pub fn membarrier_ready() -> bool {
             false
         }
     })
+}
+
+/// [`membarrier_ready`]'s answer, once known.
+static MEMBARRIER_READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether the process is already registered for [`membarrier`], without
+/// registering it (nor waiting for a registration in progress): for hot
+/// paths that may use it only once someone else has paid the ~14 ms
+/// (`util/biased_lock.rs`).
+#[inline]
+pub fn membarrier_registered() -> bool {
+    MEMBARRIER_READY.get() == Some(&true)
 }
 
 /// Registers the process for [`membarrier`]. Use [`membarrier_ready`].

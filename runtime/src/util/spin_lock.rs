@@ -1,5 +1,6 @@
 //! A test-and-test-and-set spin lock for the runtime's tiny critical sections
-//! (a channel's queues and buffer).
+//! (wait queues, timer heaps; a channel's lock, `biased_lock.rs`, is built on
+//! its lock word).
 //!
 //! Why not `std::sync::Mutex`: its unlock is an atomic swap (to learn
 //! whether a sleeper needs a futex wake), so every critical section costs two
@@ -33,9 +34,15 @@ pub(crate) struct SpinLock<T> {
     value: UnsafeCell<T>,
 }
 
-/// The lock word alone, for code that must hold several locks of different
-/// types at once (`select!`) and release them without their guards.
+/// The lock word alone: [`SpinLock`]'s, and the shared lock inside a
+/// channel's `BiasedLock`.
 pub(crate) struct RawSpinLock(AtomicBool);
+
+impl RawSpinLock {
+    pub(super) const fn new() -> RawSpinLock {
+        RawSpinLock(AtomicBool::new(false))
+    }
+}
 
 impl RawSpinLock {
     /// Takes the lock, spinning (then yielding) while it is held. The
@@ -44,6 +51,13 @@ impl RawSpinLock {
     #[inline]
     pub(crate) fn lock(&self) {
         locks::acquire();
+        self.lock_uncounted();
+    }
+
+    /// Takes the lock word, for a caller that raised the count itself
+    /// (`BiasedLock`).
+    #[inline]
+    pub(super) fn lock_uncounted(&self) {
         if self
             .0
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -96,8 +110,18 @@ impl RawSpinLock {
     /// guard it will forget).
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
-        self.0.store(false, Ordering::Release);
+        // SAFETY: the caller holds the lock.
+        unsafe { self.unlock_uncounted() };
         locks::release();
+    }
+
+    /// Releases the lock word, leaving the count to the caller.
+    ///
+    /// # Safety
+    /// The caller holds the lock word.
+    #[inline]
+    pub(super) unsafe fn unlock_uncounted(&self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -110,7 +134,7 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> SpinLock<T> {
         SpinLock {
-            locked: RawSpinLock(AtomicBool::new(false)),
+            locked: RawSpinLock::new(),
             value: UnsafeCell::new(value),
         }
     }
@@ -126,22 +150,6 @@ impl<T> SpinLock<T> {
     pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
         self.locked.lock();
         SpinLockGuard { lock: self }
-    }
-
-    /// The lock word, for `select!`'s multi-channel locking.
-    pub(crate) fn raw(&self) -> &RawSpinLock {
-        &self.locked
-    }
-
-    /// The value, without a guard.
-    ///
-    /// # Safety
-    /// The caller holds the lock through [`SpinLock::raw`], and no guard or
-    /// other reference to the value is alive.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn value_unguarded(&self) -> &mut T {
-        // SAFETY: the caller holds the lock exclusively (above).
-        unsafe { &mut *self.value.get() }
     }
 }
 

@@ -103,14 +103,7 @@ fn ready_reaped(shared: &Shared, keep_first: bool) -> Option<GRef> {
                 let Waiter::Goroutine(g) = wakes.swap_remove(at) else {
                     unreachable!()
                 };
-                if g.status() != Status::Waiting {
-                    crate::sys::write_stderr(
-                        b"fatal error: goro: netpoll readied a goroutine that is not parked\n",
-                    );
-                    crate::sys::abort();
-                }
-                g.set_status(Status::Runnable);
-                tracing::trace!(target: "goro::netpoll", goroutine = g.id(), "ready (netpoll, run here)");
+                make_runnable(&g);
                 super::stats::count_netpoll_batch(shared, 1);
                 first = Some(g);
             }
@@ -210,6 +203,19 @@ pub(crate) fn sysmon_poll(shared: &Shared, now: u64) {
     }
 }
 
+/// Waiting → Runnable for a goroutine the netpoll handler released (the
+/// one party allowed to ready it); anything else is a runtime bug.
+fn make_runnable(g: &GRef) {
+    if g.status() != Status::Waiting {
+        crate::sys::write_stderr(
+            b"fatal error: goro: netpoll readied a goroutine that is not parked\n",
+        );
+        crate::sys::abort();
+    }
+    g.set_status(Status::Runnable);
+    tracing::trace!(target: "goro::netpoll", goroutine = g.id(), "ready (netpoll)");
+}
+
 /// Wakes every waiter in `waiters` (draining it): goroutines go to their
 /// runtime's global queue in one batch, threads are unparked one by one.
 pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
@@ -223,14 +229,7 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
                 continue;
             }
         };
-        if g.status() != Status::Waiting {
-            crate::sys::write_stderr(
-                b"fatal error: goro: netpoll readied a goroutine that is not parked\n",
-            );
-            crate::sys::abort();
-        }
-        g.set_status(Status::Runnable);
-        tracing::trace!(target: "goro::netpoll", goroutine = g.id(), "ready (netpoll)");
+        make_runnable(&g);
         if pinned
             .as_ref()
             .is_none_or(|shared| !ptr::eq(Arc::as_ptr(shared), g.shared))

@@ -155,4 +155,4 @@ for name in "${names[@]}"; do
     "$(awk -v c="${cpu[$name,1]}" -v n="$N" -v r="$REPS" 'BEGIN {printf "%.2f", c * 1e6 / (2 * n * r)}')"
 done
 echo "(redis-benchmark is single-threaded: at -P 1 it keeps one of the 2 cores busy," \
-     "so goro's 2 Ps share the other with the netpoller thread.)"
+     "so goro's 2 Ps share the other (with the netpoller thread under io_uring).)"

@@ -1,6 +1,8 @@
 //! goro's netpoller: a dedicated thread that multiplexes socket readiness
 //! through io_uring, with an epoll fallback. It knows nothing of goroutines:
-//! tokens go in, events come out, through a handler the owner installs.
+//! tokens go in, events come out, through a handler the owner installs
+//! (io_uring readiness, and both backends' deadlines and releases) or, for
+//! epoll readiness, through [`Poller::poll`] on the owner's own threads.
 //!
 //! # Model: registered readiness, as Go's netpoll
 //!

@@ -23,10 +23,11 @@
 //!    next sequence number, sets its deadline timer if it has one (before
 //!    publishing, so nothing on the parked stack is touched afterwards), and
 //!    queues its waiter.
-//! 4. The netpoller thread, on an edge, takes every waiter of that direction
-//!    (or sets `ready` if there is none) and readies them in one batch
-//!    (`sched::netpoll::ready_batch`); on a timer, it takes the one waiter
-//!    whose sequence number matches.
+//! 4. Whoever reaps an edge — the netpoller thread (io_uring), or an M or
+//!    sysmon polling epoll (`sched/netpoll.rs`) — takes every waiter of that
+//!    direction (or sets `ready` if there is none) in [`collect`] and
+//!    readies them in one batch; on a timer (always the netpoller thread),
+//!    it takes the one waiter whose sequence number matches.
 //! 5. Woken, the goroutine reports `TimedOut` if its deadline has passed
 //!    (the data, if any, stays in the socket for the next call), else
 //!    cancels its timer and retries the system call (step 1).

@@ -3,7 +3,10 @@
 #   - echo, 64 B payload, 100 and 10,000 connections: Go's loadgen (the
 #     yardstick's client) against goro's echo and against Go's echo, plus
 #     goro's own echo_load against goro's echo;
-#   - wrk -t1 -c100 and -c1000 against goro's http_hello and Go's net/http.
+#   - wrk -t1 -c100 and -c1000 against goro's http_hello and Go's net/http;
+#   - the same echo load against ci/floor/echo_floor.c, a one-thread C epoll
+#     loop making one read and one write per round trip: the kernel's floor
+#     for any readiness-based server (needs a C compiler; skipped without).
 # Prints throughput, p99 latency and the server's CPU-µs per request or round
 # trip (user+sys of the server process from /proc/PID/stat over the run).
 # Usage: bash ci/load.sh            (DUR=seconds per run, default 5; REPS=1)
@@ -21,6 +24,13 @@ command -v wrk >/dev/null || { apt-get update -q >/dev/null; apt-get install -y 
 [ -x "$out/loadgen" ] && [ -x "$out/go-echo" ] && [ -x "$out/go-http" ] || bash "$yard" build
 cargo build --release -q --example echo --example echo_load --example http_hello
 bin="$root/target/release/examples"
+floor=""
+if command -v cc >/dev/null; then
+  floor="$root/target/echo_floor"
+  cc -O2 -o "$floor" ci/floor/echo_floor.c
+else
+  echo "note: no C compiler (cc), so the echo floor rows are skipped"
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
@@ -63,8 +73,12 @@ echo_loadgen() { # NAME ADDR CONNS (server already running as $server)
   echo "  $line"
   rt=$(echo "$line" | field rt); rts=$(echo "$line" | field rt_per_s)
   p99=$(echo "$line" | field p99_us); cpu=$(echo "$line" | field server_cpu_s)
-  record "$1" "$rts" "$p99" "$(awk -v c="$cpu" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? c * 1e6 / r : 0)}')"
+  last_cpu=$(awk -v c="$cpu" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? c * 1e6 / r : 0)}')
+  record "$1" "$rts" "$p99" "$last_cpu"
 }
+
+ratios=()
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
 echo_goro_load() { # NAME ADDR CONNS
   local before after line rt rts p99
@@ -95,11 +109,21 @@ for rep in $(seq "$REPS"); do
   for conns in 100 10000; do
     start 127.0.0.1:17101 "$bin/echo" --addr 127.0.0.1:17101 --procs 2
     echo_loadgen "echo goro   c=$conns (Go loadgen)" 127.0.0.1:17101 "$conns"
+    goro_cpu=$last_cpu
     echo_goro_load "echo goro   c=$conns (echo_load)" 127.0.0.1:17101 "$conns"
     stop "$server"
     start 127.0.0.1:17102 env GOMAXPROCS=2 "$out/go-echo" -addr 127.0.0.1:17102
     echo_loadgen "echo Go     c=$conns (Go loadgen)" 127.0.0.1:17102 "$conns"
+    go_cpu=$last_cpu
     stop "$server"
+    line="rep $rep, echo c=$conns, CPU-µs per round trip against Go's: goro $(ratio "$goro_cpu" "$go_cpu")"
+    if [ -n "$floor" ]; then
+      start 127.0.0.1:17103 "$floor" 17103
+      echo_loadgen "echo floor  c=$conns (Go loadgen)" 127.0.0.1:17103 "$conns"
+      stop "$server"
+      line="$line, floor $(ratio "$last_cpu" "$go_cpu")"
+    fi
+    ratios+=("$line")
   done
   echo "== rep $rep: wrk -t1, ${DUR}s per run"
   for conns in 100 1000; do
@@ -115,3 +139,5 @@ done
 echo
 printf '%-34s %12s %10s %12s\n' "run" "per second" "p99 µs" "server CPU-µs"
 printf '%s\n' "${results[@]}"
+echo
+printf '%s\n' "${ratios[@]}"

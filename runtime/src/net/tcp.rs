@@ -218,7 +218,8 @@ impl TcpStream {
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.inner.read_stream(len, |mut s| s.read(buf))
+        self.inner
+            .read_stream(len, |s| sys::recv(s.as_raw_fd(), buf))
     }
     fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
@@ -228,7 +229,7 @@ impl Read for &TcpStream {
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.io(Dir::Write, |mut s| s.write(buf))
+        self.inner.io(Dir::Write, |s| sys::send(s.as_raw_fd(), buf))
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         self.inner.io(Dir::Write, |mut s| s.write_vectored(bufs))

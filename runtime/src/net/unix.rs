@@ -87,13 +87,15 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.io(Dir::Read, |mut s| s.read(buf))
+        self.inner
+            .io(Dir::Read, |s| crate::sys::net::recv(s.as_raw_fd(), buf))
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.io(Dir::Write, |mut s| s.write(buf))
+        self.inner
+            .io(Dir::Write, |s| crate::sys::net::send(s.as_raw_fd(), buf))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

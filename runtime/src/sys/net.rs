@@ -2,6 +2,14 @@
 //! form: socket options set before `bind` (SO_REUSEPORT), a non-blocking
 //! `connect`, `accept4` with SOCK_NONBLOCK, and `poll(2)` for callers that
 //! are plain threads rather than goroutines.
+//!
+//! Stream reads and writes ([`recv`], [`send`]) go through `syscall(2)`
+//! rather than glibc's `recv`/`send`, which std calls: those are
+//! cancellation points, and wrap every call in
+//! `__pthread_enable_asynccancel`/`__pthread_disable_asynccancel`. goro never
+//! cancels threads, and perf put the pair at about 3 % of the Ms' CPU on the
+//! echo server at 100 connections (`perf record -a`, cpu-clock). Go issues
+//! raw system calls too.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
@@ -14,6 +22,53 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
         Err(io::Error::last_os_error())
     } else {
         Ok(rc)
+    }
+}
+
+/// `recvfrom(fd, buf, len, 0, NULL, NULL)`, without glibc's cancellation
+/// wrapper (module doc).
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call;
+    // null address arguments ask for no peer address.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// `sendto(fd, buf, len, MSG_NOSIGNAL, NULL, 0)`, without glibc's
+/// cancellation wrapper (module doc). MSG_NOSIGNAL, as std's `send`: a
+/// write to a reset connection is an `EPIPE` error, never a SIGPIPE.
+pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call; a
+    // null address with length 0 sends on the connected socket.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
     }
 }
 

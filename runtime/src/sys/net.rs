@@ -26,17 +26,18 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// `recvfrom(fd, buf, len, 0, NULL, NULL)`, without glibc's cancellation
-/// wrapper (module doc).
+/// wrapper (module doc). Integer arguments are widened to `c_long`, the
+/// type `syscall(2)` reads every argument as.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call;
     // null address arguments ask for no peer address.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_recvfrom,
-            fd,
+            fd as libc::c_long,
             buf.as_mut_ptr(),
             buf.len(),
-            0,
+            0 as libc::c_long,
             std::ptr::null_mut::<libc::sockaddr>(),
             std::ptr::null_mut::<libc::socklen_t>(),
         )
@@ -57,12 +58,12 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     let rc = unsafe {
         libc::syscall(
             libc::SYS_sendto,
-            fd,
+            fd as libc::c_long,
             buf.as_ptr(),
             buf.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL as libc::c_long,
             std::ptr::null::<libc::sockaddr>(),
-            0 as libc::socklen_t,
+            0 as libc::c_long,
         )
     };
     if rc < 0 {

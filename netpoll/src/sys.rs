@@ -1,6 +1,18 @@
 //! The crate's only user of `libc`: the eventfd and epoll system calls.
+//!
+//! errno is read only through [`last_error`], never inlined: some of these
+//! calls (`epoll_ctl` on registration) run on goroutines, and std lets LLVM
+//! reuse errno's address within a function, which is wrong once a goroutine
+//! can resume on another thread (the runtime's `sys` module doc has the
+//! details and the failure it caused).
 
 use std::io;
+
+/// The calling thread's errno as an `io::Error`, never inlined (module doc).
+#[inline(never)]
+pub(crate) fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,7 +25,7 @@ impl EventFd {
         // SAFETY: eventfd has no memory preconditions.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(last_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
@@ -48,7 +60,7 @@ pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     // SAFETY: no memory preconditions.
     let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(last_error());
     }
     // SAFETY: fresh descriptor, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -65,7 +77,7 @@ pub(crate) fn epoll_ctl(
     // SAFETY: `event` is a live epoll_event for the duration of the call.
     let rc = unsafe { libc::epoll_ctl(epoll, op, fd, &mut event) };
     if rc < 0 {
-        Err(io::Error::last_os_error())
+        Err(last_error())
     } else {
         Ok(())
     }
@@ -100,7 +112,7 @@ pub(crate) fn epoll_wait(
                     0usize,
                 )
             };
-            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            if n < 0 && last_error().raw_os_error() == Some(libc::ENOSYS) {
                 NO_PWAIT2.store(true, Ordering::Relaxed);
                 return epoll_wait(epoll, out, timeout);
             }
@@ -116,7 +128,7 @@ pub(crate) fn epoll_wait(
         }
     };
     if n < 0 {
-        let error = io::Error::last_os_error();
+        let error = last_error();
         if error.kind() == io::ErrorKind::Interrupted {
             return Ok(0);
         }

@@ -165,26 +165,32 @@ fn reset(stream: TcpStream) {
 
 #[test]
 fn peer_reset_surfaces_as_an_error() {
+    // Twenty rounds: the reader parks in `read` and is often resumed on the
+    // other M, which is how an errno read from the wrong thread showed up
+    // (EAGAIN: a hang; EINTR: a retry that read 0 bytes). See the `sys`
+    // module doc; one round caught it about half the time.
     each_backend(2, || {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (connected_tx, connected_rx) = goro_runtime::chan::bounded::<()>(1);
-        let reader = go(move || {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            connected_tx.send(()).unwrap();
-            let mut buf = [0u8; 16];
-            // Parks in read until the RST arrives.
-            stream.read(&mut buf)
-        });
-        let (stream, _) = listener.accept().unwrap();
-        // Reset only once the client's connect has returned: a reset during
-        // the connect would surface there instead.
-        connected_rx.recv().unwrap();
-        goro_runtime::yield_now();
-        reset(stream);
-        let result = reader.join().expect("no panic");
-        let error = result.expect_err("a reset connection reads as an error");
-        assert_eq!(error.kind(), ErrorKind::ConnectionReset, "{error}");
+        for _ in 0..20 {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (connected_tx, connected_rx) = goro_runtime::chan::bounded::<()>(1);
+            let reader = go(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                connected_tx.send(()).unwrap();
+                let mut buf = [0u8; 16];
+                // Parks in read until the RST arrives.
+                stream.read(&mut buf)
+            });
+            let (stream, _) = listener.accept().unwrap();
+            // Reset only once the client's connect has returned: a reset
+            // during the connect would surface there instead.
+            connected_rx.recv().unwrap();
+            goro_runtime::yield_now();
+            reset(stream);
+            let result = reader.join().expect("no panic");
+            let error = result.expect_err("a reset connection reads as an error");
+            assert_eq!(error.kind(), ErrorKind::ConnectionReset, "{error}");
+        }
     });
 }
 

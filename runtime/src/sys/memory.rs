@@ -27,7 +27,7 @@ pub fn read_own_memory(addr: usize, buf: &mut [u8]) -> io::Result<()> {
     // kernel validates `remote` itself (EFAULT) and never writes it.
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
     match n {
-        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n < 0 => Err(super::last_error()),
         n if n as usize == buf.len() => Ok(()),
         _ => Err(io::Error::from_raw_os_error(libc::EFAULT)),
     }

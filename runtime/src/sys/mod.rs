@@ -4,6 +4,20 @@
 //! Every wrapper returns `io::Result` or a plain value; none allocates, so the
 //! signal-handler-safe ones (`write_stderr`, `abort`, `gettid`, `signal::reset_default`)
 //! may be called from a handler.
+//!
+//! # errno is read only through [`last_error`]
+//!
+//! std declares glibc's `__errno_location` `#[ffi_const]` and inlines
+//! `io::Error::last_os_error()` (rust-lang/rust#139081, "std: deduplicate
+//! `errno` accesses"), so LLVM may compute errno's address once per function
+//! and reuse it, even hoisted out of a loop. That is sound for threads and
+//! wrong for goroutines: a goroutine that parks between a system call and
+//! reading errno, or between two reads, may resume on another M and read the
+//! old thread's errno. It happened: with `recv` inlined into
+//! `Pollable::read_stream`'s retry loop, `peer_reset_surfaces_as_an_error`
+//! read ECONNRESET as EAGAIN (then parked for ever) or as EINTR (then retried,
+//! and read 0 bytes), in 28 of 40 runs. [`last_error`] is `#[inline(never)]`:
+//! each call asks the thread it runs on.
 
 pub mod futex;
 pub mod memory;
@@ -13,6 +27,14 @@ pub mod signal;
 pub mod thread;
 
 use std::io;
+
+/// The calling thread's errno as an `io::Error` (std's `last_os_error`),
+/// never inlined, so that a goroutine never reads another thread's errno
+/// (module doc). Every errno read in the runtime goes through here.
+#[inline(never)]
+pub fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
 
 /// The system page size (4 KiB on every x86_64 Linux we target, but read once).
 pub fn page_size() -> usize {
@@ -40,7 +62,7 @@ pub unsafe fn protect_none(addr: *mut u8, len: usize) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(io::Error::last_os_error())
+        Err(last_error())
     }
 }
 
@@ -58,7 +80,7 @@ pub fn write_stderr(bytes: &[u8]) {
         // SAFETY: `rest` is a valid readable slice for its length.
         let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
         if n <= 0 {
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            if n < 0 && last_error().kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
-        Err(io::Error::last_os_error())
+        Err(super::last_error())
     } else {
         Ok(rc)
     }
@@ -43,7 +43,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         )
     };
     if rc < 0 {
-        Err(io::Error::last_os_error())
+        Err(super::last_error())
     } else {
         Ok(rc as usize)
     }
@@ -67,7 +67,7 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         )
     };
     if rc < 0 {
-        Err(io::Error::last_os_error())
+        Err(super::last_error())
     } else {
         Ok(rc as usize)
     }
@@ -211,7 +211,7 @@ pub fn connect(fd: RawFd, addr: &SocketAddr) -> io::Result<bool> {
         if rc == 0 {
             return Ok(true);
         }
-        let error = io::Error::last_os_error();
+        let error = super::last_error();
         match error.raw_os_error() {
             Some(libc::EINPROGRESS) => return Ok(false),
             Some(libc::EINTR) => continue,
@@ -258,7 +258,7 @@ pub fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
             let socket = unsafe { OwnedFd::from_raw_fd(rc) };
             return Ok((socket, from_raw(&storage)?));
         }
-        let error = io::Error::last_os_error();
+        let error = super::last_error();
         if error.raw_os_error() != Some(libc::EINTR) {
             return Err(error);
         }
@@ -292,7 +292,7 @@ pub fn poll_thread(fd: &impl AsRawFd, write: bool, deadline: Option<Instant>) ->
             return Ok(true);
         }
         if rc < 0 {
-            let error = io::Error::last_os_error();
+            let error = super::last_error();
             if error.raw_os_error() != Some(libc::EINTR) {
                 return Err(error);
             }

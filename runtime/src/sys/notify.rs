@@ -12,7 +12,7 @@ pub fn eventfd() -> io::Result<i32> {
     // SAFETY: eventfd has no memory preconditions.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(super::last_error());
     }
     Ok(fd)
 }

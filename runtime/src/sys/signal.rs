@@ -25,7 +25,7 @@ pub fn install(
     // SAFETY: both pointers are valid for the call.
     let rc = unsafe { libc::sigaction(signal, &action, old.as_mut_ptr()) };
     if rc != 0 {
-        return Err(io::Error::last_os_error());
+        return Err(super::last_error());
     }
     // SAFETY: sigaction succeeded and filled `old`.
     Ok(unsafe { old.assume_init() })
@@ -65,7 +65,7 @@ impl AltStack {
         // until drop, which uninstalls it first; `previous` is writable.
         let rc = unsafe { libc::sigaltstack(&new, previous.as_mut_ptr()) };
         if rc != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(super::last_error());
         }
         Ok(AltStack {
             _mapping: mapping,

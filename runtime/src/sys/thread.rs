@@ -36,7 +36,7 @@ pub fn tgkill(tid: i32, signal: libc::c_int) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(io::Error::last_os_error())
+        Err(super::last_error())
     }
 }
 
@@ -89,7 +89,7 @@ fn membarrier_register() -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(io::Error::last_os_error())
+        Err(super::last_error())
     }
 }
 
@@ -102,7 +102,7 @@ pub fn membarrier() -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(io::Error::last_os_error())
+        Err(super::last_error())
     }
 }
 

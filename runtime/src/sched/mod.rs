@@ -46,9 +46,8 @@
 //!    parallelism for a moment, never liveness), which keeps an `mfence` off
 //!    every spawn.
 //! 3. **Spin.** An M with no local work spins — steals from other Ps in random
-//!    order and polls the global queue — for four rounds (Go's `stealTries`;
-//!    `STEAL_ROUNDS` in `schedule.rs` says why not a timed spin), provided it
-//!    is already spinning or fewer than half of the busy Ps have a spinner (Go's
+//!    order and polls the global queue — for about 20 µs, provided it is
+//!    already spinning or fewer than half of the busy Ps have a spinner (Go's
 //!    `2*nmspinning < procs - npidle`). A spinner that finds work stops
 //!    spinning and, if it was the last spinner, calls `wakep` (there may be
 //!    more work than one M can take).

@@ -26,7 +26,7 @@ use std::io;
 use std::ptr;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 
@@ -42,17 +42,10 @@ use super::task::TaskRef;
 use super::timers::{self, NEVER};
 use crate::arch;
 
-/// Rounds of stealing a spinning M makes before it gives its P up (Go's
-/// `stealTries`). Go-style rounds replaced a timed 20 µs spin. The timed spin
-/// cost two `clock_gettime` calls per round and, on request/response servers,
-/// burned its 20 µs every time an M ran dry: measured with `redis-benchmark
-/// -t set,get -n 200000 -c 50 -P 1` against `examples/kv` (3 alternating
-/// rounds), server CPU per request fell from 18.3–19.9 µs to 14.4–15.2 µs
-/// (io_uring) and from 12.9–13.4 to 11.1–11.7 µs (epoll), with requests/s up
-/// 5–10 %. The channel and spawn benchmarks on 2 Ps were unchanged or faster
-/// (`buffered_128/2p` 75 → 57–62 ns, `spawn_exit_batch1000/2p` 437–527 →
-/// 380–419 ns, `pingpong/2p` 339–358 → 359–362 ns).
-const STEAL_ROUNDS: u32 = 4;
+/// How long a spinning M keeps looking for work before it sleeps. Waking a
+/// sleeping M costs 15–30 µs against ~130 ns for one that is still spinning
+/// (DESIGN §5), so an M spins about as long as one wake costs.
+const SPIN_FOR: Duration = Duration::from_micros(20);
 
 /// How long a thief leaves a victim's `runnext` to its owner before taking
 /// it (Go's `usleep(3)` in `runqgrab`). Measured on `buffered_128/2p`:
@@ -395,19 +388,17 @@ fn acquire_p_for_g0(shared: &Shared, m: &M) -> bool {
     true
 }
 
-/// Steals from other Ps in random order, `STEAL_ROUNDS` times (Go's
-/// `stealWork`). Only the last round runs other Ps' due timers and takes a
-/// victim's `runnext` (after its grace), as in Go: the earlier rounds are
-/// cheap and read no clock.
+/// Steals from other Ps in random order, for up to `SPIN_FOR`.
 fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
     let shared = m.shared();
     let procs = shared.ps.len();
     // SAFETY: the calling M holds `p`.
     let local = unsafe { p.local() };
-    for round in 0..STEAL_ROUNDS {
-        let last = round + 1 == STEAL_ROUNDS;
-        let now = if last { timers::now() } else { 0 };
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
         let first = (m.random() % procs as u64) as usize;
+        let now = timers::now();
         for offset in 0..procs {
             let victim = (first + offset) % procs;
             if victim == p.index {
@@ -415,7 +406,7 @@ fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
             }
             // A P busy with a long goroutine does not hold its due timers
             // hostage: run them here (what they ready lands on our P).
-            if last && timers::run_other(&shared.ps[victim], now) > 0 {
+            if timers::run_other(&shared.ps[victim], now) > 0 {
                 if let Some(g) = next_local(shared, p, true) {
                     return Some(g);
                 }
@@ -429,8 +420,8 @@ fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
                     super::stats::count_steal(shared, p, victim, local.len() + 1);
                     return Some(g);
                 }
-            } else if last {
-                // Like Go, take a victim's runnext only in the last round,
+            } else if round > 0 {
+                // Like Go, take a victim's runnext only after a first round,
                 // and only if its owner left it there for `RUNNEXT_GRACE`.
                 if let Some(g) = shared.ps[victim].steal_runnext(RUNNEXT_GRACE) {
                     super::stats::count_steal(shared, p, victim, 1);
@@ -441,12 +432,12 @@ fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
         if let Steal::Success(g) = shared.injector.steal_batch_and_pop(local) {
             return Some(g);
         }
-        if shared.is_stopping() {
+        if shared.is_stopping() || start.elapsed() >= SPIN_FOR {
             return None;
         }
+        round += 1;
         std::hint::spin_loop();
     }
-    None
 }
 
 /// Go's `resetspinning`: a spinning M that found work stops spinning, and if

@@ -153,12 +153,25 @@ fn errno_survives_preemption_and_migration() {
                     let mut checks = 0u64;
                     let mut value = 1000 + k;
                     while !stop.load(Ordering::Relaxed) {
-                        set_errno(value);
+                        // The store and the load each run pinned: between
+                        // `__errno_location()` and the access, errno's
+                        // address sits in a register, and a preemption there
+                        // would make the store land on the old thread (the
+                        // hazard the crate doc names). What the runtime owes
+                        // is the value across preemptions in the loop below.
+                        {
+                            let _pinned = goro_runtime::preempt::disable();
+                            set_errno(value);
+                        }
                         let mut x = 1u64;
                         for _ in 0..10_000 {
                             x = std::hint::black_box(x.wrapping_mul(3));
                         }
-                        assert_eq!(errno(), value, "errno changed under a preemption");
+                        let seen = {
+                            let _pinned = goro_runtime::preempt::disable();
+                            errno()
+                        };
+                        assert_eq!(seen, value, "errno changed under a preemption");
                         value = value.wrapping_add(3);
                         checks += 1;
                     }

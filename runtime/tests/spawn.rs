@@ -140,8 +140,11 @@ fn with_two_ps_goroutines_spawned_on_one_p_run_on_both_threads() {
         let count = seen.lock().unwrap().len();
         count
     });
-    assert_eq!(
-        seen, 2,
+    // At least both Ms. A third thread is legitimate: the goroutines contend
+    // on a std Mutex, and sysmon hands the P of an M it finds blocked in the
+    // kernel (a futex wait) to a new M (failed once on a loaded CI run).
+    assert!(
+        seen >= 2,
         "goroutines ran on {seen} thread(s), expected both Ms"
     );
 }

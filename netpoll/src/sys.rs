@@ -7,15 +7,15 @@
 //! details and the failure it caused).
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The calling thread's errno as an `io::Error`, never inlined (module doc).
 #[inline(never)]
 pub(crate) fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// A non-blocking, close-on-exec eventfd: the poller's doorbell.
 pub(crate) struct EventFd(OwnedFd);

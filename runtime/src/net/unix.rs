@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::poll_desc::{Dir, Pollable};
+use crate::sys::net as sys;
 
 /// A Unix-domain listening socket.
 pub struct UnixListener {
@@ -87,15 +88,13 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .io(Dir::Read, |s| crate::sys::net::recv(s.as_raw_fd(), buf))
+        self.inner.io(Dir::Read, |s| sys::recv(s.as_raw_fd(), buf))
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .io(Dir::Write, |s| crate::sys::net::send(s.as_raw_fd(), buf))
+        self.inner.io(Dir::Write, |s| sys::send(s.as_raw_fd(), buf))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -25,6 +25,15 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A byte count returned by `syscall(2)`, or the error its -1 stands for.
+fn byte_count(rc: libc::c_long) -> io::Result<usize> {
+    if rc < 0 {
+        Err(super::last_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
 /// `recvfrom(fd, buf, len, 0, NULL, NULL)`, without glibc's cancellation
 /// wrapper (module doc). Integer arguments are widened to `c_long`, the
 /// type `syscall(2)` reads every argument as.
@@ -42,11 +51,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
             std::ptr::null_mut::<libc::socklen_t>(),
         )
     };
-    if rc < 0 {
-        Err(super::last_error())
-    } else {
-        Ok(rc as usize)
-    }
+    byte_count(rc)
 }
 
 /// `sendto(fd, buf, len, MSG_NOSIGNAL, NULL, 0)`, without glibc's
@@ -66,11 +71,7 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
             0 as libc::c_long,
         )
     };
-    if rc < 0 {
-        Err(super::last_error())
-    } else {
-        Ok(rc as usize)
-    }
+    byte_count(rc)
 }
 
 /// A non-blocking, close-on-exec socket of `kind` (SOCK_STREAM, SOCK_DGRAM)

@@ -127,7 +127,7 @@ fn a_runtime_dropped_by_its_own_goroutine_stops_without_hanging() {
 /// P and going to sleep when a foreign thread submits work; no second M may
 /// start, so the sleeping M itself must notice the work. The submitter waits
 /// a varying 0–40 µs between `block_on` calls, sweeping its push across the
-/// end of the M's 20 µs spin, where that window lies. A watchdog turns a lost
+/// end of the M's spin (at most 20 µs), where that window lies. A watchdog turns a lost
 /// wakeup into a failure instead of a hang.
 #[test]
 fn work_submitted_while_the_only_m_falls_asleep_is_not_lost() {

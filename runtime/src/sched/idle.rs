@@ -18,6 +18,7 @@ use super::deadlock;
 use super::m::{start_thread, MPtr, M};
 use super::p::P;
 use super::shared::Shared;
+use super::spin::SpinCredit;
 use super::timers::{self, NEVER};
 use crate::sys::futex;
 
@@ -31,6 +32,8 @@ pub(crate) struct Idle {
     pub npidle: AtomicUsize,
     /// Ms looking for work while holding a P.
     pub nmspinning: AtomicUsize,
+    /// Whether dry Ms spin past their quick rounds (`spin.rs`).
+    pub spin: SpinCredit,
     /// `max_threads` was reached once (the warning is given once).
     warned_max_threads: std::sync::atomic::AtomicBool,
 }
@@ -54,6 +57,7 @@ impl Idle {
             }),
             npidle: AtomicUsize::new(procs),
             nmspinning: AtomicUsize::new(0),
+            spin: SpinCredit::new(),
             warned_max_threads: std::sync::atomic::AtomicBool::new(false),
         }
     }

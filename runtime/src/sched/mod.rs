@@ -46,7 +46,8 @@
 //!    parallelism for a moment, never liveness), which keeps an `mfence` off
 //!    every spawn.
 //! 3. **Spin.** An M with no local work spins — steals from other Ps in random
-//!    order and polls the global queue — for about 20 µs, provided it is
+//!    order and polls the global queue — for four rounds, then up to 20 µs
+//!    more while spinning has been paying (`spin.rs`), provided it is
 //!    already spinning or fewer than half of the busy Ps have a spinner (Go's
 //!    `2*nmspinning < procs - npidle`). A spinner that finds work stops
 //!    spinning and, if it was the last spinner, calls `wakep` (there may be
@@ -96,6 +97,7 @@ pub(crate) mod pool;
 pub(crate) mod preempt;
 pub(crate) mod schedule;
 pub(crate) mod shared;
+pub(crate) mod spin;
 pub(crate) mod stats;
 pub(crate) mod sysmon;
 pub(crate) mod task;

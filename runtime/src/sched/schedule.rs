@@ -38,24 +38,10 @@ use super::netpoll;
 use super::p::P;
 use super::pool;
 use super::shared::Shared;
+use super::spin;
 use super::task::TaskRef;
 use super::timers::{self, NEVER};
 use crate::arch;
-
-/// How long a spinning M keeps looking for work before it sleeps. Waking a
-/// sleeping M costs 15–30 µs against ~130 ns for one that is still spinning
-/// (DESIGN §5), so an M spins about as long as one wake costs.
-///
-/// Rejected: Go's four quick rounds of stealing (`stealTries`). They cut the
-/// kv example's CPU per request from 18.3–19.9 to 14.4–15.2 µs under io_uring
-/// (the timed spin reads the clock twice per round and burns its 20 µs each
-/// time an M runs dry). But a goroutine readied by a foreign thread (a std
-/// thread's channel operation, the netpoller thread) then mostly found its M
-/// asleep: `chan::tests::a_foreign_receiver_revokes_while_the_owner_sends`
-/// (1 P) went from 1.9–5.5 s to 56–237 s at 3–6 % CPU, every value waiting
-/// for a futex wake of an idle vCPU. A cheaper spin that keeps this catch is
-/// still to be found.
-const SPIN_FOR: Duration = Duration::from_micros(20);
 
 /// How long a thief leaves a victim's `runnext` to its owner before taking
 /// it (Go's `usleep(3)` in `runqgrab`). Measured on `buffered_128/2p`:
@@ -398,56 +384,82 @@ fn acquire_p_for_g0(shared: &Shared, m: &M) -> bool {
     true
 }
 
-/// Steals from other Ps in random order, for up to `SPIN_FOR`.
+/// Steals from other Ps in random order: [`spin::QUICK_ROUNDS`] rounds, then
+/// up to [`spin::SPIN_FOR`] more while the runtime's spin credit says
+/// spinning pays (`spin.rs`).
 fn spin_and_steal(m: &M, p: &P) -> Option<GRef> {
+    let shared = m.shared();
+    for round in 0..spin::QUICK_ROUNDS {
+        if let Some(g) = steal_round(m, p, round) {
+            return Some(g);
+        }
+        if shared.is_stopping() {
+            return None;
+        }
+    }
+    let credit = &shared.idle.spin;
+    if !credit.extend(m.random()) {
+        return None;
+    }
+    let start = Instant::now();
+    let mut round = spin::QUICK_ROUNDS;
+    loop {
+        std::hint::spin_loop();
+        if let Some(g) = steal_round(m, p, round) {
+            credit.spun(true, start.elapsed());
+            return Some(g);
+        }
+        let spent = start.elapsed();
+        if shared.is_stopping() || spent >= spin::SPIN_FOR {
+            credit.spun(false, spent);
+            return None;
+        }
+        round += 1;
+    }
+}
+
+/// One pass over the other Ps (in random order) and the global queue.
+fn steal_round(m: &M, p: &P, round: u32) -> Option<GRef> {
     let shared = m.shared();
     let procs = shared.ps.len();
     // SAFETY: the calling M holds `p`.
     let local = unsafe { p.local() };
-    let start = Instant::now();
-    let mut round = 0u32;
-    loop {
-        let first = (m.random() % procs as u64) as usize;
-        let now = timers::now();
-        for offset in 0..procs {
-            let victim = (first + offset) % procs;
-            if victim == p.index {
-                continue;
-            }
-            // A P busy with a long goroutine does not hold its due timers
-            // hostage: run them here (what they ready lands on our P).
-            if timers::run_other(&shared.ps[victim], now) > 0 {
-                if let Some(g) = next_local(shared, p, true) {
-                    return Some(g);
-                }
-            }
-            let stealer = &shared.stealers[victim];
-            let available = stealer.len();
-            if available > 0 {
-                // Half of the victim's queue (the popped G included).
-                let limit = available.div_ceil(2);
-                if let Steal::Success(g) = stealer.steal_batch_with_limit_and_pop(local, limit) {
-                    super::stats::count_steal(shared, p, victim, local.len() + 1);
-                    return Some(g);
-                }
-            } else if round > 0 {
-                // Like Go, take a victim's runnext only after a first round,
-                // and only if its owner left it there for `RUNNEXT_GRACE`.
-                if let Some(g) = shared.ps[victim].steal_runnext(RUNNEXT_GRACE) {
-                    super::stats::count_steal(shared, p, victim, 1);
-                    return Some(g);
-                }
+    let first = (m.random() % procs as u64) as usize;
+    let now = timers::now();
+    for offset in 0..procs {
+        let victim = (first + offset) % procs;
+        if victim == p.index {
+            continue;
+        }
+        // A P busy with a long goroutine does not hold its due timers
+        // hostage: run them here (what they ready lands on our P).
+        if timers::run_other(&shared.ps[victim], now) > 0 {
+            if let Some(g) = next_local(shared, p, true) {
+                return Some(g);
             }
         }
-        if let Steal::Success(g) = shared.injector.steal_batch_and_pop(local) {
-            return Some(g);
+        let stealer = &shared.stealers[victim];
+        let available = stealer.len();
+        if available > 0 {
+            // Half of the victim's queue (the popped G included).
+            let limit = available.div_ceil(2);
+            if let Steal::Success(g) = stealer.steal_batch_with_limit_and_pop(local, limit) {
+                super::stats::count_steal(shared, p, victim, local.len() + 1);
+                return Some(g);
+            }
+        } else if round > 0 {
+            // Like Go, take a victim's runnext only after a first round,
+            // and only if its owner left it there for `RUNNEXT_GRACE`.
+            if let Some(g) = shared.ps[victim].steal_runnext(RUNNEXT_GRACE) {
+                super::stats::count_steal(shared, p, victim, 1);
+                return Some(g);
+            }
         }
-        if shared.is_stopping() || start.elapsed() >= SPIN_FOR {
-            return None;
-        }
-        round += 1;
-        std::hint::spin_loop();
     }
+    if let Steal::Success(g) = shared.injector.steal_batch_and_pop(local) {
+        return Some(g);
+    }
+    None
 }
 
 /// Go's `resetspinning`: a spinning M that found work stops spinning, and if

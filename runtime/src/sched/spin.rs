@@ -61,11 +61,12 @@
 //!   20.0 → 15.2, 13.9, 17.0, 15.1, 17.8; epoll 13.9, 14.5, 15.4, 12.9,
 //!   13.9 → 11.9, 10.3, 12.0, 12.6, 12.1.
 //! - echo, Go's loadgen, 100 connections, CPU-µs per round trip: io_uring
-//!   11.6, 11.8, 10.7 → 11.2, 11.2, 11.0; epoll 9.5, 9.9, 9.9 → 9.6, 9.2,
-//!   9.7. At 10,000 connections the Ms rarely run dry (a few thousand
-//!   spins in 4 s) and the rule makes no difference beyond noise.
-//! - The foreign-receiver test: 0.3–2.5 s → 0.4–0.9 s (quick rounds alone:
-//!   12.6–17.9 s).
+//!   11.8, 11.4, 10.9 → 11.3, 11.6, 10.6; epoll 9.1, 9.0, 9.1 → 7.5, 7.8,
+//!   8.5 (`ci/load.sh`'s one-thread C epoll floor: 7.6–7.8 that day). At
+//!   10,000 connections the Ms rarely run dry (a few thousand spins in 4 s)
+//!   and the rule makes no difference beyond noise.
+//! - The foreign-receiver test: 0.3–2.5 s → 0.4–0.9 s (12.6–18.4 s while a
+//!   rejected variant below kept it in quick-rounds mode).
 //! - `cargo bench --bench chan 2p`: within the run-to-run spread
 //!   (`buffered_128/2p` 89–193 → 76–80 ns, `pingpong/2p` 389 → 429 ns).
 //!

@@ -13,18 +13,19 @@
 //!   outside the Ps. A tight exchange with a std thread is caught almost
 //!   every time by a 20 µs spin; without it every value waits for a futex
 //!   wake of an idle vCPU: `chan::tests::a_foreign_receiver_revokes_while_the_owner_sends`
-//!   (1 P) took 56–237 s with Go's quick rounds alone, against 1.9–5.5 s.
+//!   (1 P, then 10 rounds of 5,000 values) took 56–237 s with Go's quick
+//!   rounds alone, against 1.9–5.5 s.
 //! - **epoll readiness** is reaped by the Ms themselves (`netpoll.rs`): the
 //!   M blocked in `epoll_wait` runs what it finds, and a spinner almost never
 //!   catches anything. Measured on the kv example (`redis-benchmark -c 50
-//!   -P 1`, 200,000 SETs and GETs, 3 interleaved rounds): 53–72 catches
+//!   -P 1`, 200,000 SETs and GETs, 3 interleaved rounds): 26–72 catches
 //!   against 38,000–72,000 timed-out 20 µs spins, and 8.8–11.5 CPU-µs per
 //!   request with quick rounds alone against 10.7–13.6 with the 20 µs spin.
-//! - **io_uring kv**: 88–93 % of the 20 µs spins caught a G, after 5.5–7.2 µs
-//!   on average, yet the spinning was 25–30 % of the server's CPU, and quick
-//!   rounds alone used less CPU per request in 3 of 3 rounds (13.4 against
-//!   14.3, 11.7 against 14.3, 13.5 against 17.3 µs). On two cores a spin
-//!   takes the CPU the client and the netpoller thread need.
+//! - **io_uring kv**: 88–94 % of the 20 µs spins caught a G, after 5.5–7.2 µs
+//!   on average, yet the spinning was about a quarter of the server's CPU,
+//!   and quick rounds alone used less CPU per request in 3 of 3 rounds
+//!   (13.4 against 14.3, 11.7 against 14.3, 13.5 against 17.3 µs). On two
+//!   cores a spin takes the CPU the client and the netpoller thread need.
 //!
 //! No fixed length serves all three, so the length adapts.
 //!
@@ -49,7 +50,7 @@
 //! sleeper's way into and out of `futex_wait`, and the P hand-over. With it
 //! the foreign-thread exchange above (catches after 6.4 µs on average, 4–6 %
 //! timeouts) keeps spinning; epoll kv (almost no catches) stops; io_uring kv
-//! (catches after 5.5–9.4 µs on average, 7–60 % timeouts, varying with the
+//! (catches after 5.5–9.4 µs on average, 6–61 % timeouts, varying with the
 //! host's load) sits near the line and moves between the two.
 //!
 //! # Measured against the fixed 20 µs
@@ -81,7 +82,7 @@
 //!   foreign-thread exchange. There, once the M sleeps, the std thread
 //!   sleeps too, and each M sleep lasts that thread's own futex wake (more
 //!   than 20 µs): 1,136–1,205 long sleeps against 12–13 short ones, and the
-//!   test took 13–18 s. A spin changes what it measures.
+//!   test took 12.6–18.4 s. A spin changes what it measures.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -130,13 +130,13 @@
 //!   server's CPU, about half of it switching in after a sleep
 //!   (`finish_task_switch`). For scale, the `recv`/`send` system calls
 //!   themselves are 57 % of goro's CPU per round trip and 63 % of Go's.
-//! - **Lingering waits** (IORING_FEAT_MIN_TIMEOUT, 6.12: wait for up to 32
-//!   events, returning 100 µs after the first): 0.35 → 0.21 context switches
-//!   per echo round trip and +10–20 % round trips at 100 connections, but
-//!   −20 % at 1 connection, where every round trip waited the 100 µs.
-//!   Lingering only while no P was idle and the last wait brought ≥ 4 events
-//!   was neutral at 1 and 4 connections and +5–10 % at 100, within this
-//!   machine's noise; not kept.
+//! - **Lingering on every wait** (IORING_FEAT_MIN_TIMEOUT, 6.12: wait for
+//!   up to 32 events, returning 100 µs after the first): 0.35 → 0.21 context
+//!   switches per echo round trip and +10–20 % round trips at 100
+//!   connections, but −20 % at 1 connection, where every round trip waited
+//!   the 100 µs. Kept only in the adaptive form of `linger.rs`: the poller
+//!   lingers while lingering gathers enough of many active sockets, never
+//!   with fewer than 20 active.
 //! - **Spinning before blocking** (checking the ring's `IORING_SQ_TASKRUN`
 //!   flag and the queue, no system call, for 10 µs before parking): the
 //!   server's CPU per echo round trip rose from 12.3 to 13.6 µs (median of 5,
@@ -145,6 +145,7 @@
 //!   need. The poller blocks as soon as a non-blocking poll finds nothing.
 
 mod epoll;
+mod linger;
 mod sys;
 mod timers;
 mod uring;

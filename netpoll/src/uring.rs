@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
+use crate::linger::{self, Linger};
 use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
 use crate::{Event, Token};
 
@@ -62,6 +63,8 @@ type SetupFlags = fn(&mut io_uring::Builder);
 struct Registration {
     fd: RawFd,
     cancelling: bool,
+    /// The lingering epoch this socket was last counted active in.
+    epoch: u32,
 }
 
 pub(crate) struct Uring {
@@ -74,6 +77,10 @@ pub(crate) struct Uring {
     /// wait for an enter, so a non-blocking poll can skip the system call
     /// when nothing is pending (see [`Uring::poll`]).
     taskrun_flag: bool,
+    /// The kernel has IORING_FEAT_MIN_TIMEOUT (6.12): blocking waits may
+    /// linger (`linger.rs`).
+    min_timeout: bool,
+    linger: Linger,
 }
 
 /// Maps a setup failure to the error the user needs to see.
@@ -173,6 +180,8 @@ impl Uring {
             registrations: HashMap::new(),
             completions: Vec::with_capacity(1024),
             taskrun_flag,
+            min_timeout: false,
+            linger: Linger::default(),
         };
         // Multishot poll cannot be probed by opcode: arm it on the eventfd,
         // ring once, and look for F_MORE.
@@ -180,7 +189,7 @@ impl Uring {
         sys::signal_raw(wake);
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            uring.enter(Some(Duration::from_millis(50)))?;
+            uring.enter(Some(Duration::from_millis(50)), false)?;
             let mut multishot = None;
             for cqe in uring.ring.completion() {
                 if cqe.user_data() == WAKE {
@@ -197,6 +206,8 @@ impl Uring {
             }
         }
         sys::drain_eventfd(wake);
+        // Set only now, so that the probe's waits above never linger.
+        uring.min_timeout = uring.ring.params().is_feature_min_timeout();
         Ok(uring)
     }
 
@@ -237,6 +248,7 @@ impl Uring {
             Registration {
                 fd,
                 cancelling: false,
+                epoch: 0,
             },
         );
         self.arm(fd, key);
@@ -257,8 +269,21 @@ impl Uring {
 
     /// One `io_uring_enter`: submits what is queued, runs deferred task work
     /// and waits for one completion unless `timeout` is zero.
-    fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    fn enter(&mut self, timeout: Option<Duration>, linger: bool) -> io::Result<()> {
         let result = match timeout {
+            _ if linger => {
+                // Without a timespec the kernel ends the wait when the
+                // linger does even with nothing reaped; with one, it goes
+                // on to wait for the first completion.
+                let d = timeout.unwrap_or(Duration::from_secs(3600));
+                let ts = types::Timespec::new()
+                    .sec(d.as_secs())
+                    .nsec(d.subsec_nanos());
+                let args = types::SubmitArgs::new()
+                    .timespec(&ts)
+                    .min_wait_usec(linger::LINGER_FOR_US);
+                self.ring.submitter().submit_with_args(linger::BATCH, &args)
+            }
             Some(d) if d.is_zero() => self.ring.submit_and_wait(0),
             None => self.ring.submit_and_wait(1),
             Some(d) => {
@@ -304,14 +329,28 @@ impl Uring {
             self.reap(events);
             return;
         }
-        if let Err(error) = self.enter(timeout) {
+        let linger = self.min_timeout
+            && timeout.is_none_or(|d| d > Duration::from_micros(u64::from(linger::LINGER_FOR_US)))
+            && self.linger.next_wait();
+        if let Err(error) = self.enter(timeout, linger) {
             tracing::error!(%error, "netpoll: io_uring_enter failed");
             std::thread::sleep(Duration::from_millis(1));
         }
+        let before = events.len();
         self.reap(events);
+        if linger {
+            let readable = events[before..]
+                .iter()
+                .filter(|event| matches!(event, Event::Io { readable: true, .. }))
+                .count();
+            self.linger.record(readable);
+        }
     }
 
     fn reap(&mut self, events: &mut Vec<Event>) {
+        if self.min_timeout {
+            self.linger.begin_reap(Instant::now());
+        }
         let mut completions = std::mem::take(&mut self.completions);
         completions.extend(
             self.ring
@@ -342,15 +381,19 @@ impl Uring {
 
     fn complete(&mut self, key: u64, result: i32, flags: u32, events: &mut Vec<Event>) {
         let token = Token::from_u64(key);
-        let Some(registration) = self.registrations.get(&key) else {
+        let Some(registration) = self.registrations.get_mut(&key) else {
             return; // stale: already released
         };
         if result >= 0 {
             let mask = result as u32;
             let broken = mask & (POLLHUP | POLLERR) != 0;
+            let readable = broken || mask & (POLLIN | POLLRDHUP) != 0;
+            if readable {
+                self.linger.readable(&mut registration.epoch);
+            }
             events.push(Event::Io {
                 token,
-                readable: broken || mask & (POLLIN | POLLRDHUP) != 0,
+                readable,
                 writable: broken || mask & POLLOUT != 0,
                 hangup: broken || mask & POLLRDHUP != 0,
             });
@@ -401,5 +444,78 @@ impl Uring {
                 "netpoll: io_uring polls still in flight at close"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// A lingering wait against the real kernel: it must come back with a
+    /// single event long before its batch fills, and with none once its
+    /// timeout passes. Skips where io_uring or MIN_TIMEOUT is missing.
+    #[test]
+    fn a_lingering_wait_returns_one_event_and_honours_its_timeout() {
+        let wake = sys::EventFd::new().unwrap();
+        let mut uring = match Uring::init(wake.raw()) {
+            Ok(uring) => uring,
+            Err(error) => return println!("skipping: io_uring refused: {error}"),
+        };
+        if !uring.min_timeout {
+            return println!("skipping: no IORING_FEAT_MIN_TIMEOUT (kernel before 6.12)");
+        }
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..2 * linger::BATCH)
+            .map(|_| UnixStream::pair().unwrap())
+            .collect();
+        for (index, (ours, _)) in pairs.iter().enumerate() {
+            uring.register(
+                ours.as_raw_fd(),
+                Token {
+                    index: index as u32,
+                    generation: 1,
+                },
+            );
+        }
+        // Every socket becomes readable once: enough active sockets for
+        // lingering to be allowed at all.
+        for (_, theirs) in &pairs {
+            (&*theirs).write_all(b"x").unwrap();
+        }
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while events.len() < pairs.len() && Instant::now() < deadline {
+            uring.poll(Some(Duration::from_millis(10)), &mut events);
+        }
+        assert!(events.len() >= pairs.len(), "only {} edges", events.len());
+        uring.linger.force_on();
+
+        // One edge, far fewer than BATCH: the wait lingers, then returns it.
+        let waits = uring.linger.waits();
+        events.clear();
+        (&pairs[3].1).write_all(b"y").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while events.is_empty() && Instant::now() < deadline {
+            // Bounded, so that a linger that never ends fails, not hangs.
+            uring.poll(Some(Duration::from_secs(2)), &mut events);
+        }
+        assert!(uring.linger.waits() > waits, "the wait did not linger");
+        assert!(
+            events.iter().any(|event| matches!(event,
+                Event::Io { token, readable: true, .. } if token.index == 3)),
+            "the edge was not reported: {events:?}"
+        );
+
+        // Nothing arrives: a lingering wait with a timeout still returns.
+        uring.linger.force_on();
+        events.clear();
+        let waits = uring.linger.waits();
+        uring.poll(Some(Duration::from_millis(20)), &mut events);
+        assert!(uring.linger.waits() > waits, "the wait did not linger");
+        assert!(events.is_empty(), "unexpected events: {events:?}");
+        uring.close();
     }
 }

@@ -22,9 +22,11 @@
 //! Lingering holds events back, so it pays only when more keep arriving
 //! meanwhile regardless of our replies. In a closed loop with few
 //! connections (each waits for our reply before it sends again), the
-//! linger gathers the whole population and the machine idles through it:
-//! lingering on every wait cost 20–30 % of round trips at 1 echo
-//! connection and about a third at 8.
+//! linger gathers the whole population and the machine idles through it.
+//! Lingering on every wait cost 20 % of round trips at 1 echo connection
+//! (`lib.rs`, rejected alternatives); a credit without the share rule below
+//! still lingered on half or more of the waits at 8 connections and lost a
+//! third of the round trips (medians of 6, 20k → 12.6k per second).
 //!
 //! The rule:
 //! - The poller counts the distinct sockets that turned readable over 1 ms
@@ -63,9 +65,9 @@
 //!   4 events (an earlier experiment): neutral at 1 and 4 echo connections
 //!   and within noise at 100, since a P is idle at most moments the poller
 //!   goes to sleep, even when the load would let a linger pay.
-//! - Counting every event, not readable sockets: a single echo connection
-//!   posts a write-space edge beside each request, so lingering turned on at
-//!   one connection.
+//! - Counting every event, not readable sockets: write-space edges (one
+//!   follows most replies, as the peer's ACK frees buffer space) are not
+//!   work arriving, yet they would score as if they were.
 //!
 //! Not tried: an M cutting a linger short when it runs dry. As we read the
 //! kernel, under DEFER_TASKRUN the wake eventfd's poll completion counts

@@ -348,15 +348,17 @@ impl Uring {
     }
 
     fn reap(&mut self, events: &mut Vec<Event>) {
-        if self.min_timeout {
-            self.linger.begin_reap(Instant::now());
-        }
         let mut completions = std::mem::take(&mut self.completions);
         completions.extend(
             self.ring
                 .completion()
                 .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
         );
+        // Active sockets change only with events: no clock read for an
+        // empty reap.
+        if self.min_timeout && !completions.is_empty() {
+            self.linger.begin_reap(Instant::now());
+        }
         for &(key, result, flags) in &completions {
             match key {
                 WAKE => {

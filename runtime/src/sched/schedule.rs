@@ -425,7 +425,9 @@ fn steal_round(m: &M, p: &P, round: u32) -> Option<GRef> {
     // SAFETY: the calling M holds `p`.
     let local = unsafe { p.local() };
     let first = (m.random() % procs as u64) as usize;
-    let now = timers::now();
+    // Read once, and only when some victim has a timer: most rounds find
+    // none, and a clock read is the costliest step of an empty round.
+    let mut now = None;
     for offset in 0..procs {
         let victim = (first + offset) % procs;
         if victim == p.index {
@@ -433,9 +435,12 @@ fn steal_round(m: &M, p: &P, round: u32) -> Option<GRef> {
         }
         // A P busy with a long goroutine does not hold its due timers
         // hostage: run them here (what they ready lands on our P).
-        if timers::run_other(&shared.ps[victim], now) > 0 {
-            if let Some(g) = next_local(shared, p, true) {
-                return Some(g);
+        if shared.ps[victim].timers.next() != NEVER {
+            let now = *now.get_or_insert_with(timers::now);
+            if timers::run_other(&shared.ps[victim], now) > 0 {
+                if let Some(g) = next_local(shared, p, true) {
+                    return Some(g);
+                }
             }
         }
         let stealer = &shared.stealers[victim];

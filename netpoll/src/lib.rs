@@ -136,7 +136,7 @@
 //!   connections, but −20 % at 1 connection, where every round trip waited
 //!   the 100 µs. Kept only in the adaptive form of `linger.rs`: the poller
 //!   lingers while lingering gathers enough of many active sockets, never
-//!   with fewer than 20 active.
+//!   with fewer than 10 active.
 //! - **Spinning before blocking** (checking the ring's `IORING_SQ_TASKRUN`
 //!   flag and the queue, no system call, for 10 µs before parking): the
 //!   server's CPU per echo round trip rose from 12.3 to 13.6 µs (median of 5,

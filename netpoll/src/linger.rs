@@ -33,12 +33,12 @@
 //!   epochs (`readable`, one mark per registration; the last epoch and the
 //!   current one, whichever is larger, are the *active* sockets).
 //! - A lingering wait that gathers `n` readable sockets scores `n − PAYS`,
-//!   unless `n` is more than a quarter of the active sockets: then it was
+//!   unless `n` is more than half of the active sockets: then it was
 //!   batching a closed loop and scores `−PAYS`.
 //! - The poller lingers while the score's running sum (the credit, clamped
 //!   to ±[`BOUND`]) is positive, and otherwise on one blocking wait in
 //!   [`PROBE_EVERY`], so that a rising load is noticed.
-//! - Below `MIN_ACTIVE` (20) active sockets no linger could score above 0,
+//! - Below `MIN_ACTIVE` (10) active sockets no linger could score above 0,
 //!   so none is tried, not even a probe: a server with few busy connections
 //!   behaves exactly as before.
 //!
@@ -57,6 +57,24 @@
 //!   → 48.7k–54.5k.
 //! - kv at `-c 50 -P 1` (4 rounds beside redis-server): server CPU 15.6–17.8
 //!   → 13.3–14.7 µs per request; poller sleeps 0.42–0.47 → 0.23 per request.
+//!
+//! The share was a quarter at first. At redis-benchmark's 50 connections
+//! that turned lingering off for most waits: a 100 µs linger gathered 8–9
+//! of the 49 active sockets on average, but often 13 or more, and those
+//! scored `−PAYS`; counters in a throwaway build showed 10–30 % of waits
+//! lingering and 0.13–0.48 poller sleeps per request. Each poller wake-up
+//! can preempt the load generator on a 2-core machine: redis-benchmark
+//! saw 6,000–28,000 involuntary switches a second against goro and 300
+//! against redis-server, and got 76–88 % of a CPU against 98–99 %. With
+//! half, three interleaved rounds of `kv_bins.sh` (`-c 50 -P 1`, 200,000
+//! requests, beside redis-server) gave SET 84.8k/92.5k/80.8k →
+//! 104.8k/98.6k/87.9k and GET 91.4k/88.1k/61.5k → 106.0k/97.5k/92.1k
+//! requests/s, server CPU 9.1–11.3 → 7.0–8.1 µs per request (redis-server:
+//! 7.4–8.6), and 0.09 poller sleeps per request. Echo at 12, 16, 32, 100 and
+//! 10,000 connections and wrk at 100 and 1,000 stayed within the noise of
+//! interleaved pairs (3 s runs; 12 connections: 137.7k/115.3k/116.3k →
+//! 122.0k/115.8k/114.7k round trips/s), and 8 connections are below
+//! `MIN_ACTIVE`, so nothing lingers there.
 //!
 //! # Rejected
 //!
@@ -85,7 +103,7 @@ pub(crate) const LINGER_FOR_US: u32 = 100;
 const PAYS: i32 = 4;
 /// A linger that gathers more than this share of the active sockets is
 /// batching a closed loop (each socket waits for us): it never pays.
-const SHARE_DIVISOR: u32 = 4;
+const SHARE_DIVISOR: u32 = 2;
 /// Below this many active sockets no linger can pay (`PAYS + 1` readable
 /// sockets, at most a `SHARE_DIVISOR`th of them), so none is tried.
 const MIN_ACTIVE: u32 = SHARE_DIVISOR * (PAYS as u32 + 1);
@@ -210,6 +228,20 @@ mod tests {
         let mut linger = with_active(100);
         linger.record(20);
         assert_eq!(lingers_in(&mut linger, 10), 10);
+    }
+
+    #[test]
+    fn gathering_up_to_half_of_the_active_sockets_pays() {
+        // redis-benchmark's 50 connections: lingers of 13–25 of them.
+        let mut linger = with_active(50);
+        for _ in 0..4 {
+            linger.record(13);
+        }
+        assert_eq!(lingers_in(&mut linger, 10), 10);
+        linger.record(25);
+        assert_eq!(linger.credit, BOUND);
+        linger.record(26);
+        assert_eq!(linger.credit, BOUND - PAYS);
     }
 
     #[test]

@@ -49,8 +49,9 @@
 //! 0.010 to 0.007 at 100 (`/proc/PID/task/*/status`).
 //!
 //! Once every P has been idle at each tick for 10 ms, sysmon sleeps on a
-//! futex with no timeout; whoever takes a P off the idle list wakes it (`Idle::p_left_idle`, one SeqCst load), so an idle
-//! runtime costs no sysmon CPU at all.
+//! futex with no timeout; whoever takes a P off the idle list wakes it
+//! (`Idle::p_left_idle`, one SeqCst load), so an idle runtime costs no
+//! sysmon CPU at all.
 //!
 //! The backoff before the deep sleep matters: a server's Ps go idle and
 //! busy thousands of times a second. When sysmon slept deeply the moment all
@@ -139,8 +140,10 @@ const IDLE_SYSCALL_GRACE: u64 = 10_000_000;
 /// How long every P must have been idle, tick after tick, before sysmon
 /// sleeps with no timeout.
 const DEEP_SLEEP_AFTER: u64 = 10_000_000;
-/// How long a P's `schedtick` must stand still before sysmon checks whether
-/// its M sits in the kernel, and how often it checks again.
+/// The shortest time between two readings of a busy P's M's CPU clock (the
+/// first is taken at the look that first sees its `schedtick`, the second
+/// at the next look, `RELOOK` later), and how often it checks again while
+/// the `schedtick` stands still.
 const KERNEL_CHECK: u64 = 1_000_000;
 /// How soon sysmon looks again at a P whose goroutine changed since its
 /// last look ("Sleeping" in the module doc); at most half a time slice.

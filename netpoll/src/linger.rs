@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn gathering_most_of_the_active_sockets_never_pays() {
-        // A closed loop of 20 connections: a linger gathers all of them,
+        // A closed loop of `MIN_ACTIVE` connections: a linger gathers all of them,
         // however many that is.
         let mut linger = with_active(MIN_ACTIVE);
         linger.credit = BOUND;

@@ -74,8 +74,9 @@
 //! confirms with the thread's state letter in `/proc/self/task/TID/stat`
 //! (about 10 µs): 'R' means runnable, i.e. descheduled by an oversubscribed
 //! machine rather than blocked, and then the P stays. So the check costs one
-//! `clock_gettime` per busy P per millisecond, plus one `/proc` read per
-//! handoff, and nothing per 20 µs tick.
+//! `clock_gettime` per busy P per look (every 5 ms while the P switches
+//! goroutines, every 1 ms while one goroutine holds it), plus one `/proc`
+//! read per handoff, and nothing per 20 µs tick.
 //!
 //! Taking the P from an M that did not agree to it needs more than a
 //! compare-exchange: the M may wake at any moment and use its P without

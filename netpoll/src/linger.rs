@@ -59,15 +59,16 @@
 //!   → 13.3–14.7 µs per request; poller sleeps 0.42–0.47 → 0.23 per request.
 //!
 //! The share was a quarter at first. At redis-benchmark's 50 connections
-//! that turned lingering off for most waits: a 100 µs linger gathered 8–9
-//! of the 49 active sockets on average, but often 13 or more, and those
-//! scored `−PAYS`; counters in a throwaway build showed 10–30 % of waits
-//! lingering and 0.13–0.48 poller sleeps per request. Each poller wake-up
-//! can preempt the load generator on a 2-core machine: redis-benchmark
-//! saw 6,000–28,000 involuntary switches a second against goro and 300
-//! against redis-server, and got 76–88 % of a CPU against 98–99 %. With
-//! half, three interleaved rounds of `kv_bins.sh` (`-c 50 -P 1`, 200,000
-//! requests, beside redis-server) gave SET 84.8k/92.5k/80.8k →
+//! that kept lingering off for most waits. Counters in a throwaway build:
+//! 10–30 % of blocking waits lingered; a linger gathered 8–9 of the 49
+//! active sockets on average, and the 4–16 % of lingers that gathered 13 or
+//! more scored `−PAYS`; the poller slept 0.13–0.48 times per request. Each
+//! poller wake-up can preempt the load generator on a 2-core machine:
+//! redis-benchmark saw 6,200–28,000 involuntary switches a second against
+//! goro and 77–315 against redis-server, and got 76–94 % of a CPU against
+//! 98–99 %. With half, a `kv_bins.sh` run of three interleaved rounds
+//! (`-c 50 -P 1`, 200,000 requests, beside redis-server) gave SET
+//! 84.8k/92.5k/80.8k →
 //! 104.8k/98.6k/87.9k and GET 91.4k/88.1k/61.5k → 106.0k/97.5k/92.1k
 //! requests/s, server CPU 9.1–11.3 → 7.0–8.1 µs per request (redis-server:
 //! 7.4–8.6), and 0.09 poller sleeps per request. Echo at 12, 16, 32, 100 and

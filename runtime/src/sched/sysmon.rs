@@ -177,8 +177,6 @@ struct Watch {
     /// A moment no later than this owner and `schedtick` began together:
     /// the look before the one that first saw them.
     since: u64,
-    /// When sysmon last looked at this P (0: not since a reset).
-    looked: u64,
     syscalltick: u64,
     /// The owning M's CPU time at `checked`.
     cpu: u64,
@@ -289,6 +287,9 @@ fn run(shared: &Shared) {
     let mut delay = MIN_DELAY;
     let mut quiet = 0u32;
     let mut next_event = u64::MAX;
+    // The last tick's time: every tick looks at every P. 0 after a deep
+    // sleep, whose end says nothing about when a goroutine began.
+    let mut previous = 0u64;
     let mut idle_since = timers::now();
     loop {
         if shared.is_stopping() {
@@ -305,6 +306,7 @@ fn run(shared: &Shared) {
         let deeply = now - idle_since >= DEEP_SLEEP_AFTER;
         if orphans.is_empty() && sysmon.sleep(shared, nap, deeply) {
             watches.fill(Watch::default());
+            previous = 0;
             delay = MIN_DELAY;
             quiet = 0;
             next_event = u64::MAX;
@@ -325,6 +327,7 @@ fn run(shared: &Shared) {
             now,
             slice: shared.config.preempt_slice,
             preempt: shared.config.async_preempt,
+            previous,
             acted: false,
             next_event: u64::MAX,
         };
@@ -336,6 +339,7 @@ fn run(shared: &Shared) {
         orphans.retain_mut(|orphan| tick.watch_orphan(orphan));
         super::netpoll::sysmon_poll(shared, now);
         next_event = tick.next_event;
+        previous = now;
         if tick.acted {
             delay = MIN_DELAY;
             quiet = 0;
@@ -352,6 +356,9 @@ fn run(shared: &Shared) {
 struct Tick<'a> {
     shared: &'a Shared,
     now: u64,
+    /// The previous tick's `now` (0 after a deep sleep): a goroutine first
+    /// seen at this tick began after it.
+    previous: u64,
     slice: u64,
     preempt: bool,
     acted: bool,
@@ -367,7 +374,6 @@ impl Tick<'_> {
     /// Looks at one P; returns the orphan it made, if it handed off a
     /// blocked M's P.
     fn watch(&mut self, p: &P, watch: &mut Watch) -> Option<Orphan> {
-        let looked = std::mem::replace(&mut watch.looked, self.now);
         let owner = p.owner.load(Ordering::Acquire);
         if owner == 0 || owner == RETAKING {
             watch.owner = 0;
@@ -389,8 +395,11 @@ impl Tick<'_> {
             *watch = Watch {
                 owner,
                 schedtick,
-                since: if looked == 0 { self.now } else { looked },
-                looked: self.now,
+                since: if self.previous == 0 {
+                    self.now
+                } else {
+                    self.previous
+                },
                 cpu,
                 cpu_since: cpu,
                 checked: self.now,
@@ -447,7 +456,6 @@ impl Tick<'_> {
                 owner,
                 syscalltick,
                 since: self.now,
-                looked: self.now,
                 ..Watch::default()
             };
             self.due_at(self.now + MIN_DELAY);

@@ -71,18 +71,19 @@ smoke() { # PORT
   echo "  redis-cli smoke on port $1: ok$backend"
 }
 
-declare -A rps cpu srv
+declare -A rps cpu srv wall
 TCK=$(getconf CLK_TCK)
 # server_ticks PID: utime+stime of all the server's threads, in clock ticks.
 server_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # bench NAME PORT PID P: one redis-benchmark run; keeps the best rps per
-# test over the reps, and sums the server's and redis-benchmark's CPU time.
+# test over the reps, and sums the server's and redis-benchmark's CPU time
+# and redis-benchmark's wall time.
 bench() {
   local name=$1 port=$2 pid=$3 p=$4 out err t before after test value
   out=$(mktemp); err=$(mktemp)
   before=$(server_ticks "$pid")
-  if ! t=$( { TIMEFORMAT='%U %S'; time timeout 120 redis-benchmark -p "$port" -t set,get \
+  if ! t=$( { TIMEFORMAT='%U %S %R'; time timeout 120 redis-benchmark -p "$port" -t set,get \
          -n "$N" -c 50 -P "$p" --csv >"$out" 2>"$err"; } 2>&1 ); then
     echo "redis-benchmark against $name -P $p failed or timed out:"; cat "$err" "$out"; exit 1
   fi
@@ -94,7 +95,8 @@ bench() {
     value=$(awk -F'"' -v t="$test" '$2 == t {print $4}' "$out")
     rps[$name,$test,$p]=$(awk -v a="$value" -v b="${rps[$name,$test,$p]:-0}" 'BEGIN {print (a > b ? a : b)}')
   done
-  cpu[$name,$p]=$(echo "$t" | awk -v c="${cpu[$name,$p]:-0}" '{printf "%.1f", c + $1 + $2}')
+  cpu[$name,$p]=$(echo "$t" | awk -v c="${cpu[$name,$p]:-0}" '{printf "%.2f", c + $1 + $2}')
+  wall[$name,$p]=$(echo "$t" | awk -v w="${wall[$name,$p]:-0}" '{printf "%.2f", w + $3}')
   srv[$name,$p]=$(( ${srv[$name,$p]:-0} + after - before ))
   echo "  $name -P $p: $(awk -F'"' '$2 == "SET" || $2 == "GET" {printf "%s %s  ", $2, $4}' "$out")"
   rm -f "$out" "$err"
@@ -147,12 +149,15 @@ for name in "${names[@]}"; do
 done
 echo
 echo "CPU-µs per request (all reps): the server's, and redis-benchmark's own"
-printf '%-18s %14s %14s %14s\n' server "server -P 1" "server -P 16" "bench -P 1"
+printf '%-18s %14s %14s %14s %16s\n' server "server -P 1" "server -P 16" "bench -P 1" "bench CPU -P 1"
 for name in "${names[@]}"; do
-  printf '%-18s %14s %14s %14s\n' "$name" \
+  printf '%-18s %14s %14s %14s %15s%%\n' "$name" \
     "$(awk -v t="${srv[$name,1]}" -v k="$TCK" -v n="$N" -v r="$REPS" 'BEGIN {printf "%.2f", t / k * 1e6 / (2 * n * r)}')" \
     "$(awk -v t="${srv[$name,16]}" -v k="$TCK" -v n="$N" -v r="$REPS" 'BEGIN {printf "%.2f", t / k * 1e6 / (2 * n * r)}')" \
-    "$(awk -v c="${cpu[$name,1]}" -v n="$N" -v r="$REPS" 'BEGIN {printf "%.2f", c * 1e6 / (2 * n * r)}')"
+    "$(awk -v c="${cpu[$name,1]}" -v n="$N" -v r="$REPS" 'BEGIN {printf "%.2f", c * 1e6 / (2 * n * r)}')" \
+    "$(awk -v c="${cpu[$name,1]}" -v w="${wall[$name,1]}" 'BEGIN {printf "%.0f", (w > 0 ? 100 * c / w : 0)}')"
 done
 echo "(redis-benchmark is single-threaded: at -P 1 it keeps one of the 2 cores busy," \
-     "so goro's 2 Ps share the other (with the netpoller thread under io_uring).)"
+     "so goro's 2 Ps share the other (with the netpoller thread under io_uring)." \
+     "'bench CPU' is redis-benchmark's CPU time over its wall time: below 100 % it" \
+     "waited for replies or for a core.)"

@@ -439,6 +439,70 @@ fn a_read_completes_while_a_spinner_holds_the_only_p() {
     });
 }
 
+/// Two Ps, one held by a goroutine that never yields and is not preempted
+/// (a 60 s slice), the other idle, and data arrives for a parked reader.
+/// The io_uring netpoller does not wake the idle P at once while a P runs
+/// (`sched/spread.rs`); its later look at the backlog must. (epoll: an idle
+/// M blocked in `epoll_wait` takes the idle P.)
+#[test]
+fn a_read_readied_beside_a_busy_p_runs_on_the_idle_one() {
+    for backend in [Backend::Epoll, Backend::Uring] {
+        let runtime = Runtime::builder()
+            .procs(2)
+            .netpoll(backend)
+            .preempt_slice(Duration::from_secs(60))
+            .build()
+            .expect("build runtime");
+        match runtime.block_on(|| goro_runtime::net::backend().expect("in a goroutine")) {
+            Ok(kind) => assert_eq!(kind, backend),
+            Err(error) => {
+                assert_eq!(backend, Backend::Uring, "epoll must always work: {error}");
+                println!("skipping io_uring: {error}");
+                continue;
+            }
+        }
+        runtime.block_on(|| {
+            let (a, b) = UnixStream::pair().unwrap();
+            let received = Arc::new(AtomicBool::new(false));
+            let reader = {
+                let received = received.clone();
+                go(move || {
+                    let mut a = a;
+                    let mut buf = [0u8; 1];
+                    a.read_exact(&mut buf).unwrap();
+                    received.store(true, Ordering::Release);
+                    buf[0]
+                })
+            };
+            let spinner = {
+                let received = received.clone();
+                go(move || {
+                    let give_up = Instant::now() + Duration::from_secs(20);
+                    while !received.load(Ordering::Acquire) {
+                        if Instant::now() > give_up {
+                            return false;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    true
+                })
+            };
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                (&b).write_all(&[9]).unwrap();
+                b
+            });
+            assert!(
+                spinner.join().unwrap(),
+                "the reader never ran on the idle P while the spinner held the other"
+            );
+            assert_eq!(reader.join().unwrap(), 9);
+            drop(writer.join().unwrap());
+        });
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    }
+}
+
 #[test]
 fn sockets_work_from_plain_threads_too() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -78,6 +78,7 @@ use std::time::{Duration, Instant};
 use goro_netpoll::{Event, Handler, Poller, Token};
 
 use crate::sched::netpoll::{current_poller, ready_batch};
+use crate::sched::spread::Watch;
 use crate::sched::{block, WaitReason, Waiter};
 
 const CHUNK: usize = 256;
@@ -256,9 +257,11 @@ fn timer_token(desc: &PollDesc, dir: Dir, seq: u32) -> Token {
 /// readiness is reaped by the Ms (`sched::netpoll`), through [`collect`].
 pub(super) fn handler() -> Handler {
     let mut wake: Vec<Waiter> = Vec::with_capacity(256);
+    let mut watch = Watch::default();
     Box::new(move |events: &[Event]| {
         collect(events, &mut wake);
-        ready_batch(&mut wake);
+        ready_batch(&mut wake, Some(&mut watch));
+        watch.check()
     })
 }
 

@@ -55,6 +55,7 @@ use super::g::{GRef, Status};
 use super::idle::wakep_global;
 use super::m::{current_m, M};
 use super::shared::Shared;
+use super::spread::Watch;
 use super::timers::{self, NEVER};
 use super::waiter::Waiter;
 
@@ -109,7 +110,7 @@ fn ready_reaped(shared: &Shared, keep_first: bool) -> Option<GRef> {
             }
         }
         if !wakes.is_empty() {
-            ready_batch(wakes);
+            ready_batch(wakes, None);
         }
         first
     })
@@ -218,7 +219,7 @@ fn make_runnable(g: &GRef) {
 
 /// Wakes every waiter in `waiters` (draining it): goroutines go to their
 /// runtime's global queue in one batch, threads are unparked one by one.
-pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
+pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>, mut watch: Option<&mut Watch>) {
     let mut pinned: Option<Arc<Shared>> = None;
     let mut readied = 0u64;
     for waiter in waiters.drain(..) {
@@ -236,7 +237,7 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
         {
             if let Some(previous) = pinned.take() {
                 super::stats::count_netpoll_batch(&previous, std::mem::take(&mut readied));
-                wakep_global(&previous);
+                spread_batch(&previous, watch.as_deref_mut());
             }
             // The matching decrement is the drop of `pinned`, after the last
             // push and `wakep`.
@@ -254,7 +255,17 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
     }
     if let Some(shared) = pinned {
         super::stats::count_netpoll_batch(&shared, readied);
-        wakep_global(&shared);
+        spread_batch(&shared, watch);
+    }
+}
+
+/// After a batch was pushed to `shared`'s global queue: the netpoller
+/// thread (with its `watch`) wakes an M by `spread.rs`'s rule, anybody else
+/// at once (Go's `injectglist`).
+fn spread_batch(shared: &Arc<Shared>, watch: Option<&mut Watch>) {
+    match watch {
+        Some(watch) => watch.after_batch(shared),
+        None => wakep_global(shared),
     }
 }
 

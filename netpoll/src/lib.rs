@@ -259,13 +259,7 @@ enum Request {
 
 /// The handler the poller thread calls with each batch of events. It must
 /// not block for long: it runs on the poller thread.
-///
-/// It returns how soon it wants to be called again even if no event comes
-/// (`None`: not before the next event). The poller then bounds its wait by
-/// that time and, if it passes with nothing reaped, calls the handler with
-/// an empty slice. goro's scheduler uses this to look again at work it chose
-/// not to spread over idle Ps at once (`goro_runtime`'s `sched/spread.rs`).
-pub type Handler = Box<dyn FnMut(&[Event]) -> Option<Duration> + Send>;
+pub type Handler = Box<dyn FnMut(&[Event]) + Send>;
 
 /// State shared between Ms and the poller thread.
 struct Inner {
@@ -571,27 +565,9 @@ impl Backend {
     }
 }
 
-/// When the handler asked to be called again with no events ([`Handler`]).
-#[derive(Default)]
-struct Recall {
-    /// In ns since `Inner::base`; `None`: not asked.
-    at: Option<u64>,
-}
-
-impl Recall {
-    fn set(&mut self, now: u64, after: Option<Duration>) {
-        self.at = after.map(|after| now.saturating_add(after.as_nanos() as u64));
-    }
-
-    fn due(&self, now: u64) -> bool {
-        self.at.is_some_and(|at| at <= now)
-    }
-}
-
 /// The poller thread's loop (protocol steps 3 and 4).
 fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
     let mut timers = Timers::default();
-    let mut recall = Recall::default();
     let mut events: Vec<Event> = Vec::with_capacity(512);
     loop {
         loop {
@@ -611,9 +587,9 @@ fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
         }
         timers.expire(inner.now(), &mut events);
         backend.poll(Some(Duration::ZERO), &mut events);
-        if !events.is_empty() || recall.due(inner.now()) {
+        if !events.is_empty() {
             tracing::trace!(events = events.len(), "netpoll batch");
-            recall.set(inner.now(), handler(&events));
+            handler(&events);
             events.clear();
             continue;
         }
@@ -627,19 +603,14 @@ fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
         inner
             .sleep_until
             .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
-        let wake_at = match (next, recall.at) {
-            (Some(timer), Some(recall)) => Some(timer.min(recall)),
-            (timer, recall) => timer.or(recall),
-        };
-        let timeout = wake_at.map(|at| Duration::from_nanos(at.saturating_sub(inner.now())));
+        let timeout = next.map(|at| Duration::from_nanos(at.saturating_sub(inner.now())));
         backend.poll(timeout, &mut events);
         inner.parked.store(false, Ordering::SeqCst);
         // Due timers fire at the top of the loop, after the queue is drained,
-        // so a cancel queued during the sleep is honoured. A due recall with
-        // nothing reaped is made there too.
+        // so a cancel queued during the sleep is honoured.
         if !events.is_empty() {
             tracing::trace!(events = events.len(), "netpoll batch");
-            recall.set(inner.now(), handler(&events));
+            handler(&events);
             events.clear();
         }
     }

@@ -22,7 +22,6 @@ fn start(kind: BackendKind) -> Option<(Poller, mpsc::Receiver<Event>)> {
         for event in events {
             let _ = tx.send(*event);
         }
-        None
     });
     match Poller::start(Some(kind), handler) {
         Ok(poller) => Some((poller, rx)),
@@ -186,54 +185,4 @@ fn interrupt_releases_a_blocked_direct_poll_and_is_not_lost_before_it() {
     poller.interrupt();
     assert_eq!(blocked.join().unwrap(), 0);
     poller.shutdown();
-}
-
-/// A handler that asks to be called again is, with an empty batch, while it
-/// asks, and not once it stops asking. Both backends.
-fn recalls_the_handler_while_it_asks(kind: BackendKind) {
-    let _serial = serial();
-    let (tx, rx) = mpsc::channel();
-    let mut empty_calls = 0u32;
-    let handler: Handler = Box::new(move |events: &[Event]| {
-        if events.is_empty() {
-            empty_calls += 1;
-            let _ = tx.send(empty_calls);
-        }
-        // Asks after the timer's batch and after the first two empty calls.
-        (empty_calls < 3).then_some(Duration::from_millis(1))
-    });
-    let poller = match Poller::start(Some(kind), handler) {
-        Ok(poller) => poller,
-        Err(error) if kind == BackendKind::Uring => {
-            println!("skipping io_uring: {error}");
-            return;
-        }
-        Err(error) => panic!("epoll must work: {error}"),
-    };
-    let token = Token {
-        index: 1,
-        generation: 1,
-    };
-    // Nothing is asked before the first batch: no empty call.
-    assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
-    poller.set_timer(token, Instant::now());
-    for expected in 1..=3 {
-        let calls = rx
-            .recv_timeout(Duration::from_secs(5))
-            .unwrap_or_else(|_| panic!("empty call {expected} did not come within 5 s"));
-        assert_eq!(calls, expected);
-    }
-    // The third call asked for nothing more.
-    assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
-    poller.shutdown();
-}
-
-#[test]
-fn epoll_poller_recalls_the_handler_while_it_asks() {
-    recalls_the_handler_while_it_asks(BackendKind::Epoll);
-}
-
-#[test]
-fn uring_poller_recalls_the_handler_while_it_asks() {
-    recalls_the_handler_while_it_asks(BackendKind::Uring);
 }

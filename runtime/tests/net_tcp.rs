@@ -440,10 +440,10 @@ fn a_read_completes_while_a_spinner_holds_the_only_p() {
 }
 
 /// Two Ps, one held by a goroutine that never yields and is not preempted
-/// (a 60 s slice), the other idle, and data arrives for a parked reader.
-/// The io_uring netpoller does not wake the idle P at once while a P runs
-/// (`sched/spread.rs`); its later look at the backlog must. (epoll: an idle
-/// M blocked in `epoll_wait` takes the idle P.)
+/// (a 60 s slice), the other idle, and data arrives for a parked reader:
+/// the reader must run on the idle P, not wait for the busy one. (io_uring:
+/// the netpoller thread's batch wakes an M for the idle P; epoll: an idle M
+/// blocked in `epoll_wait` takes it.)
 #[test]
 fn a_read_readied_beside_a_busy_p_runs_on_the_idle_one() {
     for backend in [Backend::Epoll, Backend::Uring] {

@@ -78,7 +78,6 @@ use std::time::{Duration, Instant};
 use goro_netpoll::{Event, Handler, Poller, Token};
 
 use crate::sched::netpoll::{current_poller, ready_batch};
-use crate::sched::spread::Watch;
 use crate::sched::{block, WaitReason, Waiter};
 
 const CHUNK: usize = 256;
@@ -257,11 +256,9 @@ fn timer_token(desc: &PollDesc, dir: Dir, seq: u32) -> Token {
 /// readiness is reaped by the Ms (`sched::netpoll`), through [`collect`].
 pub(super) fn handler() -> Handler {
     let mut wake: Vec<Waiter> = Vec::with_capacity(256);
-    let mut watch = Watch::default();
     Box::new(move |events: &[Event]| {
         collect(events, &mut wake);
-        ready_batch(&mut wake, Some(&mut watch));
-        watch.check()
+        ready_batch(&mut wake);
     })
 }
 

@@ -9,7 +9,7 @@
 //!   paths (`wakep` after every spawn and `ready`) read them without locking.
 
 use std::ptr;
-use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,9 +34,6 @@ pub(crate) struct Idle {
     pub nmspinning: AtomicUsize,
     /// Whether dry Ms spin past their quick rounds (`spin.rs`).
     pub spin: SpinCredit,
-    /// When the netpoller thread's current backlog began, in
-    /// `timers::now()` ns; 0 when none is watched (`spread.rs`).
-    pub backlog_since: AtomicU64,
     /// `max_threads` was reached once (the warning is given once).
     warned_max_threads: std::sync::atomic::AtomicBool,
 }
@@ -61,7 +58,6 @@ impl Idle {
             npidle: AtomicUsize::new(procs),
             nmspinning: AtomicUsize::new(0),
             spin: SpinCredit::new(),
-            backlog_since: AtomicU64::new(0),
             warned_max_threads: std::sync::atomic::AtomicBool::new(false),
         }
     }

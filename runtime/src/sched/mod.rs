@@ -51,9 +51,7 @@
 //!    already spinning or fewer than half of the busy Ps have a spinner (Go's
 //!    `2*nmspinning < procs - npidle`). A spinner that finds work stops
 //!    spinning and, if it was the last spinner, calls `wakep` (there may be
-//!    more work than one M can take), unless the io_uring netpoller thread
-//!    is watching a backlog: batches it readies while a P runs are spread
-//!    to idle Ps only once the running Ms fall 1 ms behind (`spread.rs`).
+//!    more work than one M can take).
 //! 4. **Release the P.** Under the sched lock, if the global queue is empty,
 //!    the P goes on the idle list (`npidle += 1`).
 //! 5. **Stop spinning, then look again.** The M decrements `nmspinning`
@@ -100,7 +98,6 @@ pub(crate) mod preempt;
 pub(crate) mod schedule;
 pub(crate) mod shared;
 pub(crate) mod spin;
-pub(crate) mod spread;
 pub(crate) mod stats;
 pub(crate) mod sysmon;
 pub(crate) mod task;

@@ -55,7 +55,6 @@ use super::g::{GRef, Status};
 use super::idle::wakep_global;
 use super::m::{current_m, M};
 use super::shared::Shared;
-use super::spread::Watch;
 use super::timers::{self, NEVER};
 use super::waiter::Waiter;
 
@@ -110,7 +109,7 @@ fn ready_reaped(shared: &Shared, keep_first: bool) -> Option<GRef> {
             }
         }
         if !wakes.is_empty() {
-            ready_batch(wakes, None);
+            ready_batch(wakes);
         }
         first
     })
@@ -219,7 +218,7 @@ fn make_runnable(g: &GRef) {
 
 /// Wakes every waiter in `waiters` (draining it): goroutines go to their
 /// runtime's global queue in one batch, threads are unparked one by one.
-pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>, mut watch: Option<&mut Watch>) {
+pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>) {
     let mut pinned: Option<Arc<Shared>> = None;
     let mut readied = 0u64;
     for waiter in waiters.drain(..) {
@@ -237,7 +236,7 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>, mut watch: Option<&mut Watc
         {
             if let Some(previous) = pinned.take() {
                 super::stats::count_netpoll_batch(&previous, std::mem::take(&mut readied));
-                spread_batch(&previous, watch.as_deref_mut());
+                wakep_global(&previous);
             }
             // The matching decrement is the drop of `pinned`, after the last
             // push and `wakep`.
@@ -255,17 +254,7 @@ pub(crate) fn ready_batch(waiters: &mut Vec<Waiter>, mut watch: Option<&mut Watc
     }
     if let Some(shared) = pinned {
         super::stats::count_netpoll_batch(&shared, readied);
-        spread_batch(&shared, watch);
-    }
-}
-
-/// After a batch was pushed to `shared`'s global queue: the netpoller
-/// thread (with its `watch`) wakes an M by `spread.rs`'s rule, anybody else
-/// at once (Go's `injectglist`).
-fn spread_batch(shared: &Arc<Shared>, watch: Option<&mut Watch>) {
-    match watch {
-        Some(watch) => watch.after_batch(shared),
-        None => wakep_global(shared),
+        wakep_global(&shared);
     }
 }
 

@@ -302,7 +302,6 @@ fn find_runnable(m: &M) -> Option<GRef> {
             reset_spinning(m);
             return Some(g);
         }
-        super::spread::ran_dry(shared);
         // Go polls the network here, before stealing (epoll; `netpoll.rs`).
         if let Some(g) = netpoll::poll_now(shared) {
             reset_spinning(m);
@@ -473,9 +472,7 @@ fn steal_round(m: &M, p: &P, round: u32) -> Option<GRef> {
 fn reset_spinning(m: &M) {
     if m.spinning.replace(false) {
         let shared = m.shared();
-        if shared.idle.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1
-            && super::spread::chain_wake_allowed(shared)
-        {
+        if shared.idle.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
             wakep(shared);
         }
     }

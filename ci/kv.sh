@@ -75,13 +75,21 @@ declare -A rps cpu srv wall
 TCK=$(getconf CLK_TCK)
 # server_ticks PID: utime+stime of all the server's threads, in clock ticks.
 server_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# machine_ticks: all CPUs' time (user through steal) and the steal part.
+machine_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
+# steal_since "TOTAL STEAL": percent of the machine's CPU time the hypervisor
+# stole since (a run with steal on this shared VM is a disturbed run).
+steal_since() {
+  machine_ticks | awk -v a="$1" '{split(a, x, " "); d = $1 - x[1]; printf "%.1f", (d > 0 ? 100 * ($2 - x[2]) / d : 0)}'
+}
 
 # bench NAME PORT PID P: one redis-benchmark run; keeps the best rps per
 # test over the reps, and sums the server's and redis-benchmark's CPU time
 # and redis-benchmark's wall time.
 bench() {
-  local name=$1 port=$2 pid=$3 p=$4 out err t before after test value
+  local name=$1 port=$2 pid=$3 p=$4 out err t before after test value machine
   out=$(mktemp); err=$(mktemp)
+  machine=$(machine_ticks)
   before=$(server_ticks "$pid")
   if ! t=$( { TIMEFORMAT='%U %S %R'; time timeout 120 redis-benchmark -p "$port" -t set,get \
          -n "$N" -c 50 -P "$p" --csv >"$out" 2>"$err"; } 2>&1 ); then
@@ -98,7 +106,7 @@ bench() {
   cpu[$name,$p]=$(echo "$t" | awk -v c="${cpu[$name,$p]:-0}" '{printf "%.2f", c + $1 + $2}')
   wall[$name,$p]=$(echo "$t" | awk -v w="${wall[$name,$p]:-0}" '{printf "%.2f", w + $3}')
   srv[$name,$p]=$(( ${srv[$name,$p]:-0} + after - before ))
-  echo "  $name -P $p: $(awk -F'"' '$2 == "SET" || $2 == "GET" {printf "%s %s  ", $2, $4}' "$out")"
+  echo "  $name -P $p: $(awk -F'"' '$2 == "SET" || $2 == "GET" {printf "%s %s  ", $2, $4}' "$out")steal $(steal_since "$machine") %"
   rm -f "$out" "$err"
 }
 

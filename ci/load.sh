@@ -8,7 +8,9 @@
 #     loop making one read and one write per round trip: the kernel's floor
 #     for any readiness-based server (needs a C compiler; skipped without).
 # Prints throughput, p99 latency and the server's CPU-µs per request or round
-# trip (user+sys of the server process from /proc/PID/stat over the run).
+# trip (user+sys of the server process from /proc/PID/stat over the run), and
+# the share of the machine's CPU time the hypervisor stole during each run
+# (/proc/stat): on a shared VM a run with steal is a disturbed run.
 # Usage: bash ci/load.sh            (DUR=seconds per run, default 5; REPS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,13 @@ trap cleanup EXIT
 # cpu_ticks PID: utime+stime of every thread of PID, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# machine_ticks: all CPUs' time (user through steal) and the steal part.
+machine_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
+# steal_since "TOTAL STEAL": percent of the machine's CPU time stolen since.
+steal_since() {
+  machine_ticks | awk -v a="$1" '{split(a, x, " "); d = $1 - x[1]; printf "%.1f", (d > 0 ? 100 * ($2 - x[2]) / d : 0)}'
+}
+
 # start ADDR CMD...: runs a server in the background, waits until ADDR
 # accepts (at most 10 s); sets $server.
 start() {
@@ -64,24 +73,26 @@ stop() {
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
 
 results=()
-record() { results+=("$(printf '%-34s %12s %10s %12s' "$1" "$2" "$3" "$4")"); }
+record() { results+=("$(printf '%-34s %12s %10s %12s %8s' "$1" "$2" "$3" "$4" "$5")"); }
 
 echo_loadgen() { # NAME ADDR CONNS (server already running as $server)
-  local line rt rts p99 cpu
+  local line rt rts p99 cpu machine
+  machine=$(machine_ticks)
   line=$(timeout $((DUR + 90)) "$out/loadgen" -addr "$2" -conns "$3" -size 64 \
            -duration "${DUR}s" -server-pid "$server" -label "$1")
   echo "  $line"
   rt=$(echo "$line" | field rt); rts=$(echo "$line" | field rt_per_s)
   p99=$(echo "$line" | field p99_us); cpu=$(echo "$line" | field server_cpu_s)
   last_cpu=$(awk -v c="$cpu" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? c * 1e6 / r : 0)}')
-  record "$1" "$rts" "$p99" "$last_cpu"
+  record "$1" "$rts" "$p99" "$last_cpu" "$(steal_since "$machine")"
 }
 
 ratios=()
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
 echo_goro_load() { # NAME ADDR CONNS
-  local before after line rt rts p99
+  local before after line rt rts p99 machine
+  machine=$(machine_ticks)
   before=$(cpu_ticks "$server")
   line=$(timeout $((DUR + 90)) "$bin/echo_load" --addr "$2" --conns "$3" --size 64 --duration "$DUR")
   after=$(cpu_ticks "$server")
@@ -89,11 +100,13 @@ echo_goro_load() { # NAME ADDR CONNS
   rt=$(echo "$line" | field round_trips); rts=$(echo "$line" | field rt/s)
   p99=$(echo "$line" | field p99 | tr -d us)
   # Includes the connect phase: an upper bound on the server's CPU per rt.
-  record "$1" "$rts" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')"
+  record "$1" "$rts" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$rt" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')" \
+    "$(steal_since "$machine")"
 }
 
 wrk_run() { # NAME URL CONNS
-  local before after text reqs total p99
+  local before after text reqs total p99 machine
+  machine=$(machine_ticks)
   before=$(cpu_ticks "$server")
   text=$(timeout $((DUR + 30)) wrk -t1 -c"$3" -d"${DUR}s" --latency "$2")
   after=$(cpu_ticks "$server")
@@ -101,7 +114,8 @@ wrk_run() { # NAME URL CONNS
   total=$(echo "$text" | awk '/requests in/ {print $1}')
   p99=$(echo "$text" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1e6}}')
   echo "$text" | grep -E "Non-2xx|Socket errors" | sed 's/^/  /' || true
-  record "$1" "$reqs" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$total" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')"
+  record "$1" "$reqs" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$total" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')" \
+    "$(steal_since "$machine")"
 }
 
 for rep in $(seq "$REPS"); do
@@ -137,7 +151,7 @@ for rep in $(seq "$REPS"); do
 done
 
 echo
-printf '%-34s %12s %10s %12s\n' "run" "per second" "p99 µs" "server CPU-µs"
+printf '%-34s %12s %10s %12s %8s\n' "run" "per second" "p99 µs" "server CPU-µs" "steal %"
 printf '%s\n' "${results[@]}"
 echo
 printf '%s\n' "${ratios[@]}"

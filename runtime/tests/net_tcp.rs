@@ -19,12 +19,20 @@ fn each_backend<F>(procs: usize, body: F)
 where
     F: Fn() + Send + Sync + Clone + 'static,
 {
+    each_backend_with_slice(procs, None, body);
+}
+
+/// [`each_backend`], with the preemption slice set to `slice` if given.
+fn each_backend_with_slice<F>(procs: usize, slice: Option<Duration>, body: F)
+where
+    F: Fn() + Send + Sync + Clone + 'static,
+{
     for backend in [Backend::Epoll, Backend::Uring] {
-        let runtime = Runtime::builder()
-            .procs(procs)
-            .netpoll(backend)
-            .build()
-            .expect("build runtime");
+        let mut builder = Runtime::builder().procs(procs).netpoll(backend);
+        if let Some(slice) = slice {
+            builder = builder.preempt_slice(slice);
+        }
+        let runtime = builder.build().expect("build runtime");
         match runtime.block_on(|| goro_runtime::net::backend().expect("in a goroutine")) {
             Ok(kind) => assert_eq!(kind, backend),
             Err(error) => {
@@ -392,51 +400,56 @@ fn a_goroutine_blocked_in_read_leaves_the_only_p_to_others() {
     });
 }
 
+/// A goroutine that never blocks or yields holds a P while data arrives for
+/// a parked reader; returns once the reader has read the byte, or panics if
+/// the spinner gave up waiting for it (20 s).
+fn read_while_a_spinner_holds_a_p() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let received = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let received = received.clone();
+        go(move || {
+            let mut a = a;
+            let mut buf = [0u8; 1];
+            a.read_exact(&mut buf).unwrap();
+            received.store(true, Ordering::Release);
+            buf[0]
+        })
+    };
+    let spinner = {
+        let received = received.clone();
+        go(move || {
+            let give_up = Instant::now() + Duration::from_secs(20);
+            while !received.load(Ordering::Acquire) {
+                if Instant::now() > give_up {
+                    return false;
+                }
+                std::hint::spin_loop();
+            }
+            true
+        })
+    };
+    // A plain thread writes once the reader has had time to park.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        (&b).write_all(&[7]).unwrap();
+        b
+    });
+    assert!(
+        spinner.join().unwrap(),
+        "the reader never ran while the spinner held a P"
+    );
+    assert_eq!(reader.join().unwrap(), 7);
+    drop(writer.join().unwrap());
+}
+
 /// The reverse case: the only P is held by a goroutine that never blocks or
 /// yields, and data arrives for a parked reader. The runtime must still
 /// notice (epoll: sysmon polls when no M has for 10 ms; io_uring: the
 /// netpoller thread readies the reader) and preemption gives it the P.
 #[test]
 fn a_read_completes_while_a_spinner_holds_the_only_p() {
-    each_backend(1, || {
-        let (a, b) = UnixStream::pair().unwrap();
-        let received = Arc::new(AtomicBool::new(false));
-        let reader = {
-            let received = received.clone();
-            go(move || {
-                let mut a = a;
-                let mut buf = [0u8; 1];
-                a.read_exact(&mut buf).unwrap();
-                received.store(true, Ordering::Release);
-                buf[0]
-            })
-        };
-        let spinner = {
-            let received = received.clone();
-            go(move || {
-                let give_up = Instant::now() + Duration::from_secs(20);
-                while !received.load(Ordering::Acquire) {
-                    if Instant::now() > give_up {
-                        return false;
-                    }
-                    std::hint::spin_loop();
-                }
-                true
-            })
-        };
-        // A plain thread writes once the reader has had time to park.
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            (&b).write_all(&[7]).unwrap();
-            b
-        });
-        assert!(
-            spinner.join().unwrap(),
-            "the reader never ran while the spinner held the P"
-        );
-        assert_eq!(reader.join().unwrap(), 7);
-        drop(writer.join().unwrap());
-    });
+    each_backend(1, read_while_a_spinner_holds_a_p);
 }
 
 /// Two Ps, one held by a goroutine that never yields and is not preempted
@@ -446,61 +459,11 @@ fn a_read_completes_while_a_spinner_holds_the_only_p() {
 /// blocked in `epoll_wait` takes it.)
 #[test]
 fn a_read_readied_beside_a_busy_p_runs_on_the_idle_one() {
-    for backend in [Backend::Epoll, Backend::Uring] {
-        let runtime = Runtime::builder()
-            .procs(2)
-            .netpoll(backend)
-            .preempt_slice(Duration::from_secs(60))
-            .build()
-            .expect("build runtime");
-        match runtime.block_on(|| goro_runtime::net::backend().expect("in a goroutine")) {
-            Ok(kind) => assert_eq!(kind, backend),
-            Err(error) => {
-                assert_eq!(backend, Backend::Uring, "epoll must always work: {error}");
-                println!("skipping io_uring: {error}");
-                continue;
-            }
-        }
-        runtime.block_on(|| {
-            let (a, b) = UnixStream::pair().unwrap();
-            let received = Arc::new(AtomicBool::new(false));
-            let reader = {
-                let received = received.clone();
-                go(move || {
-                    let mut a = a;
-                    let mut buf = [0u8; 1];
-                    a.read_exact(&mut buf).unwrap();
-                    received.store(true, Ordering::Release);
-                    buf[0]
-                })
-            };
-            let spinner = {
-                let received = received.clone();
-                go(move || {
-                    let give_up = Instant::now() + Duration::from_secs(20);
-                    while !received.load(Ordering::Acquire) {
-                        if Instant::now() > give_up {
-                            return false;
-                        }
-                        std::hint::spin_loop();
-                    }
-                    true
-                })
-            };
-            let writer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                (&b).write_all(&[9]).unwrap();
-                b
-            });
-            assert!(
-                spinner.join().unwrap(),
-                "the reader never ran on the idle P while the spinner held the other"
-            );
-            assert_eq!(reader.join().unwrap(), 9);
-            drop(writer.join().unwrap());
-        });
-        runtime.shutdown_timeout(Duration::from_secs(5));
-    }
+    each_backend_with_slice(
+        2,
+        Some(Duration::from_secs(60)),
+        read_while_a_spinner_holds_a_p,
+    );
 }
 
 #[test]

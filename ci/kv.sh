@@ -75,13 +75,8 @@ declare -A rps cpu srv wall
 TCK=$(getconf CLK_TCK)
 # server_ticks PID: utime+stime of all the server's threads, in clock ticks.
 server_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# machine_ticks: all CPUs' time (user through steal) and the steal part.
-machine_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
-# steal_since "TOTAL STEAL": percent of the machine's CPU time the hypervisor
-# stole since (a run with steal on this shared VM is a disturbed run).
-steal_since() {
-  machine_ticks | awk -v a="$1" '{split(a, x, " "); d = $1 - x[1]; printf "%.1f", (d > 0 ? 100 * ($2 - x[2]) / d : 0)}'
-}
+# machine_ticks and steal_since.
+. ci/steal.bash
 
 # bench NAME PORT PID P: one redis-benchmark run; keeps the best rps per
 # test over the reps, and sums the server's and redis-benchmark's CPU time

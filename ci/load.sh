@@ -41,12 +41,8 @@ trap cleanup EXIT
 # cpu_ticks PID: utime+stime of every thread of PID, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# machine_ticks: all CPUs' time (user through steal) and the steal part.
-machine_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
-# steal_since "TOTAL STEAL": percent of the machine's CPU time stolen since.
-steal_since() {
-  machine_ticks | awk -v a="$1" '{split(a, x, " "); d = $1 - x[1]; printf "%.1f", (d > 0 ? 100 * ($2 - x[2]) / d : 0)}'
-}
+# machine_ticks and steal_since.
+. ci/steal.bash
 
 # start ADDR CMD...: runs a server in the background, waits until ADDR
 # accepts (at most 10 s); sets $server.

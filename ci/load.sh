@@ -6,7 +6,10 @@
 #   - wrk -t1 -c100 and -c1000 against goro's http_hello and Go's net/http;
 #   - the same echo load against ci/floor/echo_floor.c, a one-thread C epoll
 #     loop making one read and one write per round trip: the kernel's floor
-#     for any readiness-based server (needs a C compiler; skipped without).
+#     for any readiness-based server (needs a C compiler; skipped without);
+#   - the same wrk load against ci/floor/http_floor.c, a one-thread C epoll
+#     loop answering with canned bytes: the most requests per second wrk -t1
+#     drives on this machine, so the ceiling for goro's ratio against Go.
 # Prints throughput, p99 latency and the server's CPU-µs per request or round
 # trip (user+sys of the server process from /proc/PID/stat over the run), and
 # the share of the machine's CPU time the hypervisor stole during each run
@@ -27,11 +30,14 @@ command -v wrk >/dev/null || { apt-get update -q >/dev/null; apt-get install -y 
 cargo build --release -q --example echo --example echo_load --example http_hello
 bin="$root/target/release/examples"
 floor=""
+http_floor=""
 if command -v cc >/dev/null; then
   floor="$root/target/echo_floor"
   cc -O2 -o "$floor" ci/floor/echo_floor.c
+  http_floor="$root/target/http_floor"
+  cc -O2 -o "$http_floor" ci/floor/http_floor.c
 else
-  echo "note: no C compiler (cc), so the echo floor rows are skipped"
+  echo "note: no C compiler (cc), so the floor rows are skipped"
 fi
 
 pids=()
@@ -108,6 +114,7 @@ wrk_run() { # NAME URL CONNS
   after=$(cpu_ticks "$server")
   reqs=$(echo "$text" | awk '/Requests\/sec/ {print $2}')
   total=$(echo "$text" | awk '/requests in/ {print $1}')
+  last_reqs=$reqs
   p99=$(echo "$text" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1e6}}')
   echo "$text" | grep -E "Non-2xx|Socket errors" | sed 's/^/  /' || true
   record "$1" "$reqs" "$p99" "$(awk -v t=$((after - before)) -v k="$TCK" -v r="$total" 'BEGIN {printf "%.2f", (r > 0 ? t / k * 1e6 / r : 0)}')" \
@@ -140,9 +147,19 @@ for rep in $(seq "$REPS"); do
     start 127.0.0.1:18101 "$bin/http_hello" --addr 127.0.0.1:18101 --procs 2
     wrk_run "http goro   wrk -c$conns" http://127.0.0.1:18101/ "$conns"
     stop "$server"
+    goro_reqs=$last_reqs
     start 127.0.0.1:18102 env GOMAXPROCS=2 "$out/go-http" -addr 127.0.0.1:18102
     wrk_run "http Go     wrk -c$conns" http://127.0.0.1:18102/ "$conns"
     stop "$server"
+    go_reqs=$last_reqs
+    line="rep $rep, wrk -c$conns, requests per second against Go's: goro $(ratio "$goro_reqs" "$go_reqs")"
+    if [ -n "$floor" ]; then
+      start 127.0.0.1:18103 "$http_floor" 18103
+      wrk_run "http floor  wrk -c$conns" http://127.0.0.1:18103/ "$conns"
+      stop "$server"
+      line="$line, floor $(ratio "$last_reqs" "$go_reqs")"
+    fi
+    ratios+=("$line")
   done
 done
 

@@ -43,7 +43,7 @@
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{
-    entry_return_address, preempt_trampoline, saved_registers, set_xsave, start, switch,
+    entry_return_address, preempt_trampoline, prefetch, saved_registers, set_xsave, start, switch,
     SavedRegisters, SAVED_FRAME_BYTES,
 };
 

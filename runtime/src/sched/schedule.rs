@@ -104,7 +104,9 @@ unsafe fn enter(save: *mut usize, g: GRef) {
 
 /// A G's successor from its own P without leaving the G's stack: runnext,
 /// the local deque, and the global queue (first on every 61st tick, and
-/// whenever the local queue is empty).
+/// whenever the local queue is empty). A G taken from the queues, or from a
+/// `runnext` the look-ahead filled, starts the next look-ahead
+/// (`P::look_ahead`, p.rs "Looking one G ahead").
 ///
 /// `run_timers: false` while the switching G may still hold a lock its
 /// park's `unlock` will release (a channel's, a select's): a due timer that
@@ -122,21 +124,28 @@ fn next_local(shared: &Shared, p: &P, run_timers: bool) -> Option<GRef> {
             return Some(g);
         }
     }
-    if let Some(g) = p.take_runnext() {
+    if let Some((g, looked_ahead)) = p.take_runnext_own() {
+        if looked_ahead {
+            // SAFETY: the calling M holds `p`.
+            unsafe { p.look_ahead() };
+        }
         return Some(g);
     }
     // SAFETY: the calling M holds `p`.
     let local = unsafe { p.local() };
-    if let Some(g) = local.pop() {
-        return Some(g);
-    }
-    loop {
-        match shared.injector.steal_batch_and_pop(local) {
-            Steal::Success(g) => return Some(g),
-            Steal::Empty => return None,
-            Steal::Retry => continue,
-        }
-    }
+    let g = match local.pop() {
+        Some(g) => g,
+        None => loop {
+            match shared.injector.steal_batch_and_pop(local) {
+                Steal::Success(g) => break g,
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        },
+    };
+    // SAFETY: the calling M holds `p`.
+    unsafe { p.look_ahead() };
+    Some(g)
 }
 
 /// The current M, read once the caller has raised the "locks" count (so the

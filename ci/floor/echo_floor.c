@@ -11,56 +11,26 @@
  * Usage: echo_floor PORT   (listens on 127.0.0.1:PORT; runs until killed)
  * Built and run by ci/load.sh.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
+#include "floor.h" /* first: it defines _GNU_SOURCE */
+
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: echo_floor PORT\n");
     return 2;
   }
-  /* 10,000 connections need more than the usual 1,024 descriptors. */
-  struct rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-  int one = 1;
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-      listen(listener, 4096) != 0) {
-    perror("echo_floor: listen");
-    return 1;
-  }
-  int poll_fd = epoll_create1(0);
-  struct epoll_event event = {.events = EPOLLIN, .data.fd = listener};
+  floor_raise_nofile(RLIM_INFINITY);
+  int poll_fd;
+  int listener = floor_listen("echo_floor", argv[1], &poll_fd);
   struct epoll_event ready[256];
-  epoll_ctl(poll_fd, EPOLL_CTL_ADD, listener, &event);
   static char buffer[65536];
   for (;;) {
     int count = epoll_wait(poll_fd, ready, 256, -1);
     for (int i = 0; i < count; i++) {
       int fd = ready[i].data.fd;
       if (fd == listener) {
-        int conn;
-        while ((conn = accept4(listener, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-          /* Go's net package sets TCP_NODELAY on every connection too. */
-          setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-          struct epoll_event conn_event = {.events = EPOLLIN, .data.fd = conn};
-          epoll_ctl(poll_fd, EPOLL_CTL_ADD, conn, &conn_event);
-        }
+        floor_accept_all(listener, poll_fd, 1 << 30, NULL);
         continue;
       }
       ssize_t got = read(fd, buffer, sizeof buffer);

@@ -149,6 +149,37 @@ fn with_two_ps_goroutines_spawned_on_one_p_run_on_both_threads() {
     );
 }
 
+/// On 1 P, a long run queue runs in its order: the look-ahead that moves the
+/// queue's next G into `runnext` and prefetches its stack (p.rs "Looking one
+/// G ahead") must not reorder it. Spawn puts each new G in `runnext` and the
+/// previous one at the tail, so the last spawned runs first, then the rest
+/// in spawn order. The spawner waits on a WaitGroup, readied only by the
+/// last `done`, so no `ready` displaces a looked-ahead G meanwhile.
+#[test]
+fn a_long_run_queue_on_one_p_runs_in_spawn_order() {
+    const COUNT: usize = 64;
+    let rt = common::runtime(1);
+    let log = rt.block_on(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let group = Arc::new(goro_runtime::sync::WaitGroup::new());
+        group.add(COUNT as i64);
+        for index in 0..COUNT {
+            let log = log.clone();
+            let group = group.clone();
+            go(move || {
+                log.lock().unwrap().push(index);
+                group.done();
+            });
+        }
+        group.wait();
+        let log = log.lock().unwrap().clone();
+        log
+    });
+    let mut expected = vec![COUNT - 1];
+    expected.extend(0..COUNT - 1);
+    assert_eq!(log, expected);
+}
+
 /// On 1 P, two goroutines that yield after every step interleave strictly.
 #[test]
 fn yield_now_interleaves_two_goroutines_on_one_p() {

@@ -166,12 +166,13 @@ pub(crate) struct G {
 /// 700 bytes of stack (measured), so it still fits in one page and RSS per
 /// parked goroutine is unchanged.
 const COLORS: usize = 32;
-
-/// How much of a parked G's stack [`G::prefetch_context`] asks for: a parked
-/// G uses about 700 bytes (see the colours below), all of it popped on the way
-/// back to the code that parked.
-pub(crate) const PREFETCH_STACK_BYTES: usize = 256;
 const COLOR_STEP: usize = 64;
+
+/// How much of a parked G's stack [`G::prefetch_context`] asks for, from its
+/// saved stack pointer up: the frames popped first on resume (the switch's,
+/// `park`'s). A parked G uses about 700 bytes (see the colours above); more
+/// prefetches cost more than they saved (p.rs "Looking one G ahead").
+pub(crate) const PREFETCH_STACK_BYTES: usize = 256;
 
 fn next_color() -> usize {
     use std::sync::atomic::AtomicUsize;

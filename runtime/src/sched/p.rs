@@ -14,35 +14,47 @@
 //! 19 % on the load of the G's saved stack pointer: together about 0.55 µs
 //! of user time per round trip, serialised behind each other.
 //!
-//! So when the M takes a G from its local queue (or from the global queue,
-//! into it) and the queue still holds at least `LOOK_AHEAD_MIN_QUEUE` Gs,
-//! [`P::look_ahead`] also pops the G after it, issues prefetches for the top
-//! of its stack (from its saved stack pointer up, at most
-//! `g::PREFETCH_STACK_BYTES`), and parks it in an empty `runnext`. The
-//! lines then arrive while the first G runs. Taking a G that the look-ahead
-//! put in `runnext` looks ahead again, so a batch is prefetched one G ahead
-//! throughout; a `runnext` set by `ready` or spawn does not, so a channel
-//! handoff pays nothing more.
+//! So when the M takes a G from its local queue (or from the global queue
+//! when the local one ran dry) and the queue still holds at least
+//! `LOOK_AHEAD_MIN_QUEUE` Gs, [`P::look_ahead`] also pops the G after it,
+//! reads its saved stack pointer, issues prefetches for the top of its stack
+//! (at most `g::PREFETCH_STACK_BYTES`), and puts it in the empty `runnext`.
+//! The stack lines then arrive while the first G runs. Taking a G that the
+//! look-ahead put in `runnext` looks ahead again, so a batch is prefetched
+//! one G ahead throughout; a `runnext` set by `ready` or spawn does not, so
+//! a channel handoff pays nothing more. (The every-61st-tick poll of the
+//! global queue and `find_runnable`'s steals do not look ahead.)
 //!
-//! - Order is kept: the looked-ahead G was next in the queue anyway. A
-//!   later `ready` or spawn that fills `runnext` moves it to the tail, as
-//!   it moves any `runnext` (Go's rule).
-//! - It stays stealable: thieves take `runnext` after `RUNNEXT_GRACE`, as
-//!   before.
+//! - Order: the looked-ahead G was next in the queue anyway, so it runs in
+//!   its turn, unless `ready` or spawn fills `runnext` first. Go's rule
+//!   then sends the old `runnext` to the tail; in Go that G was itself just
+//!   readied, here it is the queue's head, which waits one more round. On a
+//!   P whose goroutines ready one another that would repeat, so a
+//!   displacement pauses the look-ahead for the next `LOOK_AHEAD_PAUSE`
+//!   takes. Network servers, whose goroutines are readied by the netpoller
+//!   through the global queue, rarely displace it.
+//! - Stealing: in the deque the G could be taken by a thief's first batch;
+//!   in `runnext` a thief takes it only once the deque is empty and after
+//!   `RUNNEXT_GRACE` (3 µs). The deque still holds the 7 or more Gs behind
+//!   it, so an idle P has those to steal.
+//! - The demand load of the G's saved stack pointer stays on the switch's
+//!   path (it moved from the switch to `next_local`); only the stack lines
+//!   are fetched in the background.
 //! - Measured (`perf record -p` over 4 s, the echo example at 10,000
 //!   connections, Go's loadgen, 2 Ps, runs interleaved with the build
 //!   before): user time per round trip fell from 1.69–1.98 µs (9 runs) to
 //!   1.41–1.70 µs (5 runs), and was lower in each of the last 3 pairs
 //!   (1.70/1.55/1.60 against 1.91/1.98/1.92). `park` fell from 0.68–0.75 to
-//!   0.21–0.22 µs, `read_stream` from 0.40–0.44 to 0.28–0.31; the misses left
-//!   sit in `next_local` (0.35–0.39 µs), overlapped with the running G. The
-//!   run totals (user plus kernel, 10–13 µs) swing by more than the gain
-//!   from run to run on this host.
-//! - Rejected: 1 KiB of stack instead of 256 bytes (the prefetch
-//!   instructions themselves took most of `next_local`'s samples, whether
-//!   for page walks or for full line-fill buffers was not told apart; it
-//!   cost 0.55–0.65 µs there against 0.45–0.48, and user time per round
-//!   trip was 1.38–1.62 against 1.27–1.47); looking ahead on every queue
+//!   0.21–0.22 µs and `read_stream` from 0.40–0.44 to 0.28–0.31; what is
+//!   left sits in `next_local` (0.35–0.39 µs). The run totals (user plus
+//!   kernel, 10–13 µs) swing by more than the gain from run to run on this
+//!   host.
+//! - Rejected, measured the same way on earlier variants without the
+//!   minimum queue length: 1 KiB of stack instead of 256 bytes (the
+//!   prefetch instructions themselves took most of `next_local`'s samples,
+//!   whether for page walks or for full line-fill buffers was not told
+//!   apart; `next_local` cost 0.55–0.65 µs against 0.45–0.48, user time per
+//!   round trip 1.38–1.62 against 1.27–1.47); looking ahead on every queue
 //!   length, with a locked swap for the flag (`yield_switch_1p` went from
 //!   35 to 44 ns and `pingpong/1p` from 207 to 253 ns in one criterion run:
 //!   two Gs' stacks never leave the cache, so the extra pop and stores are
@@ -53,7 +65,7 @@
 
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_deque::Worker;
 
@@ -79,6 +91,11 @@ pub(crate) const SYSCALL: usize = 2;
 /// (measured on `yield_switch_1p` and `pingpong`, two Gs each).
 const LOOK_AHEAD_MIN_QUEUE: usize = 8;
 
+/// How many look-aheads a P skips after `put` sent a looked-ahead G back to
+/// the tail: a P whose goroutines ready each other would otherwise keep
+/// sending its queue's head to the tail (module doc).
+const LOOK_AHEAD_PAUSE: u32 = 64;
+
 pub(crate) struct P {
     pub index: usize,
     /// Who holds the P: 0 while idle; the holding M's address (`M::owner_tag`)
@@ -90,12 +107,16 @@ pub(crate) struct P {
     /// short ones (Go's `syscalltick`).
     pub syscalltick: AtomicU64,
     /// Go's `runnext`: the G to run next, ahead of the queue (set by spawn and
-    /// `ready` so a producer/consumer pair keeps handing off on one P). Owner
-    /// and thieves take it with `swap`.
+    /// `ready` so a producer/consumer pair keeps handing off on one P, and
+    /// by [`P::look_ahead`]). Only the holder fills it; the holder empties it
+    /// with `swap`, thieves with a compare-exchange.
     runnext: AtomicPtr<G>,
     /// Whether `runnext` was filled by [`P::look_ahead`] rather than by
     /// `ready` or spawn. Written only by the holder.
     runnext_looked_ahead: AtomicBool,
+    /// Look-aheads still to skip since the last one that `put` sent back to
+    /// the tail (module doc). Written only by the holder.
+    look_ahead_pause: AtomicU32,
     local: UnsafeCell<Worker<GRef>>,
     /// Counts Gs started on this P: the global queue is polled when
     /// `schedtick % 61 == 0`; sysmon watches it for progress (`sysmon.rs`).
@@ -129,6 +150,7 @@ impl P {
             syscalltick: AtomicU64::new(0),
             runnext: AtomicPtr::new(ptr::null_mut()),
             runnext_looked_ahead: AtomicBool::new(false),
+            look_ahead_pause: AtomicU32::new(0),
             local: UnsafeCell::new(local),
             schedtick: AtomicU64::new(0),
             free: UnsafeCell::new(Vec::with_capacity(FREE_CACHE_MAX)),
@@ -177,8 +199,17 @@ impl P {
     /// The calling M holds this P; `g` is Runnable and in no queue.
     pub(crate) unsafe fn put(&self, g: GRef, next: bool) {
         if next {
-            self.runnext_looked_ahead.store(false, Ordering::Relaxed);
+            let displaces_look_ahead = self.runnext_looked_ahead.load(Ordering::Relaxed);
+            if displaces_look_ahead {
+                self.runnext_looked_ahead.store(false, Ordering::Relaxed);
+            }
             let old = self.runnext.swap(g.as_ptr(), Ordering::AcqRel);
+            if displaces_look_ahead && !old.is_null() {
+                // The queue's head goes to the tail: stop looking ahead for
+                // a while (module doc).
+                self.look_ahead_pause
+                    .store(LOOK_AHEAD_PAUSE, Ordering::Relaxed);
+            }
             if let Some(old) = ptr::NonNull::new(old) {
                 // SAFETY: the pointer came from a GRef stored in runnext.
                 let old = unsafe { GRef::from_ptr(old.as_ptr()) };
@@ -201,6 +232,11 @@ impl P {
         // SAFETY: we hold the P.
         let local = unsafe { self.local() };
         if local.len() < LOOK_AHEAD_MIN_QUEUE || self.has_runnext() {
+            return;
+        }
+        let pause = self.look_ahead_pause.load(Ordering::Relaxed);
+        if pause > 0 {
+            self.look_ahead_pause.store(pause - 1, Ordering::Relaxed);
             return;
         }
         let Some(after) = local.pop() else {

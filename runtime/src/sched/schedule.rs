@@ -104,9 +104,10 @@ unsafe fn enter(save: *mut usize, g: GRef) {
 
 /// A G's successor from its own P without leaving the G's stack: runnext,
 /// the local deque, and the global queue (first on every 61st tick, and
-/// whenever the local queue is empty). A G taken from the queues, or from a
-/// `runnext` the look-ahead filled, starts the next look-ahead
-/// (`P::look_ahead`, p.rs "Looking one G ahead").
+/// whenever the local queue is empty). A G taken from the local deque, from
+/// the global queue when the deque ran dry, or from a `runnext` the
+/// look-ahead filled starts the next look-ahead (`P::look_ahead`, p.rs
+/// "Looking one G ahead").
 ///
 /// `run_timers: false` while the switching G may still hold a lock its
 /// park's `unlock` will release (a channel's, a select's): a due timer that

@@ -43,12 +43,13 @@
 //! - Measured (`perf record -p` over 4 s, the echo example at 10,000
 //!   connections, Go's loadgen, 2 Ps, runs interleaved with the build
 //!   before): user time per round trip fell from 1.69–1.98 µs (9 runs) to
-//!   1.41–1.70 µs (5 runs), and was lower in each of the last 3 pairs
-//!   (1.70/1.55/1.60 against 1.91/1.98/1.92). `park` fell from 0.68–0.75 to
-//!   0.21–0.22 µs and `read_stream` from 0.40–0.44 to 0.28–0.31; what is
-//!   left sits in `next_local` (0.35–0.39 µs). The run totals (user plus
-//!   kernel, 10–13 µs) swing by more than the gain from run to run on this
-//!   host.
+//!   1.41–1.70 µs (5 runs), lower in each of 3 pairs (1.70/1.55/1.60
+//!   against 1.91/1.98/1.92); with the pause added, lower again in each of
+//!   3 pairs (1.71/1.41/1.74 against 1.80/1.94/2.06). `park` fell from
+//!   0.68–0.80 to 0.19–0.26 µs and `read_stream` from 0.40–0.45 to
+//!   0.28–0.34; what is left sits in `next_local` (0.34–0.46 µs). The run
+//!   totals (user plus kernel, 10–15 µs) swing by more than the gain from
+//!   run to run on this host.
 //! - Rejected, measured the same way on earlier variants without the
 //!   minimum queue length: 1 KiB of stack instead of 256 bytes (the
 //!   prefetch instructions themselves took most of `next_local`'s samples,

@@ -44,6 +44,48 @@ fn yield_switch(c: &mut Criterion) {
     });
 }
 
+/// Goroutines in `yield_cold/10000g_1p`: as many as the C10K echo server
+/// has, so every switch resumes a stack that left the core's L2 long ago.
+const COLD_GOROUTINES: u64 = 10_000;
+
+/// A yield among 10,000 runnable goroutines on 1 P: the cold-stack switch
+/// that `P::look_ahead` (sched/p.rs, "Looking one G ahead") prefetches for.
+/// Spawning is outside the timed part: the clock starts once every
+/// goroutine has run.
+fn yield_switch_cold(c: &mut Criterion) {
+    let rt = runtime(1);
+    let mut group = c.benchmark_group("yield_cold");
+    group.sample_size(20);
+    group.bench_function("10000g_1p", |b| {
+        b.iter_custom(|iters| {
+            let per_goroutine = iters.div_ceil(COLD_GOROUTINES).max(20);
+            let elapsed = rt.block_on(move || {
+                let started = Arc::new(WaitGroup::new());
+                started.add(COLD_GOROUTINES as i64);
+                let handles: Vec<_> = (0..COLD_GOROUTINES)
+                    .map(|_| {
+                        let started = started.clone();
+                        goro::go(move || {
+                            started.done();
+                            for _ in 0..per_goroutine {
+                                goro::yield_now();
+                            }
+                        })
+                    })
+                    .collect();
+                started.wait();
+                let start = Instant::now();
+                for handle in handles {
+                    handle.join().unwrap();
+                }
+                start.elapsed()
+            });
+            elapsed.mul_f64(iters as f64 / (per_goroutine * COLD_GOROUTINES) as f64)
+        })
+    });
+    group.finish();
+}
+
 fn spawn_batches(rt: &Runtime, goroutines: u64) -> Duration {
     let batches = goroutines.div_ceil(1000);
     rt.block_on(move || {
@@ -79,6 +121,6 @@ fn spawn_exit(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = yield_switch, spawn_exit
+    targets = yield_switch, yield_switch_cold, spawn_exit
 }
 criterion_main!(benches);

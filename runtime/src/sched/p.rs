@@ -50,6 +50,13 @@
 //!   0.28–0.34; what is left sits in `next_local` (0.34–0.46 µs). The run
 //!   totals (user plus kernel, 10–15 µs) swing by more than the gain from
 //!   run to run on this host.
+//! - `benches/sched.rs` → `yield_cold/10000g_1p` (10,000 goroutines
+//!   yielding in turn on 1 P, so every switch resumes a cold stack):
+//!   92–133 ns per yield in 5 criterion runs, against 184–275 ns for the
+//!   build before (the same bench at `92a236c`, runs alternated).
+//!   `yield_switch_1p` (2 goroutines, below the minimum queue length) and
+//!   `benches/chan.rs` showed no difference beyond run-to-run noise when
+//!   alternated the same way (`yield_switch_1p` 23–34 ns for both builds).
 //! - Rejected, measured the same way on earlier variants without the
 //!   minimum queue length: 1 KiB of stack instead of 256 bytes (the
 //!   prefetch instructions themselves took most of `next_local`'s samples,

@@ -54,9 +54,11 @@
 //!   yielding in turn on 1 P, so every switch resumes a cold stack):
 //!   92–133 ns per yield in 5 criterion runs, against 184–275 ns for the
 //!   build before (the same bench at `92a236c`, runs alternated).
-//!   `yield_switch_1p` (2 goroutines, below the minimum queue length) and
-//!   `benches/chan.rs` showed no difference beyond run-to-run noise when
-//!   alternated the same way (`yield_switch_1p` 23–34 ns for both builds).
+//!   Alternated the same way, `yield_switch_1p` (2 goroutines, below the
+//!   minimum queue length) ran 23–35 ns for both builds (8 runs and 7), and
+//!   `benches/chan.rs`'s `buffered_128/1p` 16.4 and 16.7 ns against 10.3
+//!   and 11.8 in the first pair of runs, then 13.6, 10.1 and 9.4 against
+//!   14.4, 14.5 and 10.2: noise, not a trend.
 //! - Rejected, measured the same way on earlier variants without the
 //!   minimum queue length: 1 KiB of stack instead of 256 bytes (the
 //!   prefetch instructions themselves took most of `next_local`'s samples,

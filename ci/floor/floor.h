@@ -8,6 +8,7 @@
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>

@@ -97,8 +97,8 @@ pub(crate) const SYSCALL: usize = 2;
 
 /// [`P::look_ahead`] works only on a local queue at least this long: a P
 /// cycling through fewer Gs finds their stacks still in its caches, and the
-/// look-ahead's extra pop and `runnext` store would be pure cost there
-/// (measured on `yield_switch_1p` and `pingpong`, two Gs each).
+/// look-ahead's extra pop and `runnext` store would be pure cost there (see
+/// the module doc's "Rejected" for the one run that showed it).
 const LOOK_AHEAD_MIN_QUEUE: usize = 8;
 
 /// How many look-aheads a P skips after `put` sent a looked-ahead G back to

@@ -13,69 +13,21 @@
 //!   keeps going.
 //! - `Connection: close`, and HTTP/1.0 without keep-alive, close after the
 //!   response. Bodies with `Content-Length` are skipped.
+//!
+//! The framing lives in `common/http.rs`, which the tokio and may servers
+//! in `ci/peers` include too, so `ci/load.sh` compares runtimes, not
+//! parsers.
 
 mod common;
 
 use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use common::http;
 use goro::net::{TcpListener, TcpStream};
-
-const HELLO: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
-const BAD: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const MAX_HEADERS: usize = 32;
-const MAX_REQUEST: usize = 64 * 1024;
-
-/// What to do with the bytes at the front of the buffer.
-enum Parsed {
-    /// A complete request of `len` bytes (headers + body); keep-alive or not.
-    Request {
-        len: usize,
-        keep_alive: bool,
-    },
-    Partial,
-    Bad,
-}
-
-fn parse(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let head = match request.parse(buf) {
-        Ok(httparse::Status::Complete(head)) => head,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Bad,
-    };
-    let mut keep_alive = request.version == Some(1);
-    let mut body = 0usize;
-    for header in request.headers.iter() {
-        if header.name.eq_ignore_ascii_case("connection") {
-            if header.value.eq_ignore_ascii_case(b"close") {
-                keep_alive = false;
-            } else if header.value.eq_ignore_ascii_case(b"keep-alive") {
-                keep_alive = true;
-            }
-        } else if header.name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-            {
-                Some(len) if len <= MAX_REQUEST => body = len,
-                _ => return Parsed::Bad,
-            }
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Parsed::Bad;
-        }
-    }
-    if buf.len() < head + body {
-        return Parsed::Partial;
-    }
-    Parsed::Request {
-        len: head + body,
-        keep_alive,
-    }
-}
 
 fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
@@ -87,43 +39,44 @@ fn serve(mut stream: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
         }
-        let mut start = 0;
-        let mut close = false;
-        loop {
-            match parse(&buf[start..filled]) {
-                Parsed::Request { len, keep_alive } => {
-                    out.extend_from_slice(HELLO);
-                    start += len;
-                    if !keep_alive {
-                        close = true;
-                        break;
-                    }
-                }
-                Parsed::Partial => break,
-                Parsed::Bad => {
-                    out.extend_from_slice(BAD);
-                    close = true;
-                    break;
-                }
-            }
-        }
+        let answered = http::answer(&buf[..filled], &mut out);
         if !out.is_empty() {
             if stream.write_all(&out).is_err() {
                 return;
             }
             out.clear();
         }
-        if close {
-            return;
+        if answered.close {
+            return close_gently(&stream);
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
-        if filled == buf.len() {
-            if buf.len() >= MAX_REQUEST {
-                let _ = stream.write_all(BAD);
-                return;
+        match http::compact(&mut buf, answered.consumed, filled) {
+            Some(rest) => filled = rest,
+            None => {
+                let _ = stream.write_all(http::BAD);
+                return close_gently(&stream);
             }
-            buf.resize(buf.len() * 2, 0);
+        }
+    }
+}
+
+/// Closing a socket with unread bytes in its receive queue sends a reset,
+/// and a reset can destroy the answer still in flight (the client's read
+/// fails with ECONNRESET before it sees the 400). So, as Go's net/http does
+/// (`closeWriteAndWait`): send FIN, then read and drop what the client
+/// still sends, for at most 500 ms and 1 MiB, before closing.
+fn close_gently(mut stream: &TcpStream) {
+    const LINGER: Duration = Duration::from_millis(500);
+    const MAX_DRAIN: usize = 1 << 20;
+    if stream.shutdown(Shutdown::Write).is_err() || stream.set_read_timeout(Some(LINGER)).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < MAX_DRAIN && Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
         }
     }
 }
@@ -165,5 +118,5 @@ fn main() {
         }
     });
     println!("http_hello: stopped");
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    runtime.shutdown_timeout(Duration::from_millis(100));
 }

@@ -2,6 +2,8 @@
 //! accept loop that backs off on errors as Go's net/http does.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

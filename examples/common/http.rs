@@ -1,0 +1,125 @@
+//! HTTP/1.1 framing for the "Hello, World!" servers: `http_hello` on goro,
+//! and the tokio and may peers in `ci/peers`, which include this file so
+//! that every runtime in `ci/load.sh` answers with the same code.
+//!
+//! - Pipelining: every complete request in the buffer is answered.
+//! - A malformed request (or one this code cannot frame, such as a chunked
+//!   body) gets `400 Bad Request`, and the connection is to be closed.
+//! - `Connection: close`, and HTTP/1.0 without keep-alive, close after the
+//!   response. Bodies with `Content-Length` are skipped.
+
+/// The answer to every well-formed request.
+pub const HELLO: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+/// The answer to a request that cannot be framed; the connection closes.
+pub const BAD: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const MAX_HEADERS: usize = 32;
+/// The largest request (head plus body) a connection buffers.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// What to do with the bytes at the front of the buffer.
+enum Parsed {
+    /// A complete request of `len` bytes (headers + body); keep-alive or not.
+    Request {
+        len: usize,
+        keep_alive: bool,
+    },
+    Partial,
+    Bad,
+}
+
+fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head = match request.parse(buf) {
+        Ok(httparse::Status::Complete(head)) => head,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Bad,
+    };
+    let mut keep_alive = request.version == Some(1);
+    let mut body = 0usize;
+    for header in request.headers.iter() {
+        if header.name.eq_ignore_ascii_case("connection") {
+            if header.value.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            } else if header.value.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            }
+        } else if header.name.eq_ignore_ascii_case("content-length") {
+            match std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+            {
+                Some(len) if len <= MAX_REQUEST => body = len,
+                _ => return Parsed::Bad,
+            }
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Bad;
+        }
+    }
+    if buf.len() < head + body {
+        return Parsed::Partial;
+    }
+    Parsed::Request {
+        len: head + body,
+        keep_alive,
+    }
+}
+
+/// What [`answer`] did with a buffer.
+pub struct Answered {
+    /// Bytes of complete requests, to drop from the front of the buffer.
+    pub consumed: usize,
+    /// Close the connection once `out` is written.
+    pub close: bool,
+}
+
+/// Appends to `out` the answer to every complete request at the front of
+/// `buf`.
+pub fn answer(buf: &[u8], out: &mut Vec<u8>) -> Answered {
+    let mut consumed = 0;
+    loop {
+        match parse(&buf[consumed..]) {
+            Parsed::Request { len, keep_alive } => {
+                out.extend_from_slice(HELLO);
+                consumed += len;
+                if !keep_alive {
+                    return Answered {
+                        consumed,
+                        close: true,
+                    };
+                }
+            }
+            Parsed::Partial => {
+                return Answered {
+                    consumed,
+                    close: false,
+                }
+            }
+            Parsed::Bad => {
+                out.extend_from_slice(BAD);
+                return Answered {
+                    consumed,
+                    close: true,
+                };
+            }
+        }
+    }
+}
+
+/// Makes room in a connection's buffer after `consumed` bytes were
+/// answered: moves the rest to the front and returns its length. Grows the
+/// buffer when a request fills it; `None` when that request exceeds
+/// [`MAX_REQUEST`] (answer [`BAD`] and close).
+pub fn compact(buf: &mut Vec<u8>, consumed: usize, filled: usize) -> Option<usize> {
+    buf.copy_within(consumed..filled, 0);
+    let filled = filled - consumed;
+    if filled == buf.len() {
+        if buf.len() >= MAX_REQUEST {
+            return None;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    Some(filled)
+}

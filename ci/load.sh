@@ -9,12 +9,18 @@
 #     for any readiness-based server (needs a C compiler; skipped without);
 #   - the same wrk load against ci/floor/http_floor.c, a one-thread C epoll
 #     loop answering with canned bytes: the most requests per second wrk -t1
-#     drives on this machine, so the ceiling for goro's ratio against Go.
+#     drives on this machine, so the ceiling for goro's ratio against Go;
+#   - the same echo and wrk loads against the peers in ci/peers: tokio and
+#     may servers written like goro's examples (same buffers, and the same
+#     HTTP framing file). DESIGN §6's goal is to beat them in the same run.
+#     Building them fetches tokio and may from crates.io; PEERS=0 skips them,
+#     and a failed build skips them with a note.
 # Prints throughput, p99 latency and the server's CPU-µs per request or round
 # trip (user+sys of the server process from /proc/PID/stat over the run), and
 # the share of the machine's CPU time the hypervisor stole during each run
 # (/proc/stat): on a shared VM a run with steal is a disturbed run.
-# Usage: bash ci/load.sh            (DUR=seconds per run, default 5; REPS=1)
+# Usage: bash ci/load.sh            (DUR=seconds per run, default 5; REPS=1;
+#                                    PEERS=0 skips tokio and may)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,6 +28,7 @@ yard="$root/../shared/bench/yardstick.sh"
 out=${YARDSTICK_OUT:-$HOME/.cache/goro-yardstick}
 DUR=${DUR:-5}
 REPS=${REPS:-1}
+PEERS=${PEERS:-1}
 TCK=$(getconf CLK_TCK)
 
 # wrk and Go come from apt when missing (the yardstick's build does both).
@@ -38,6 +45,14 @@ if command -v cc >/dev/null; then
   cc -O2 -o "$http_floor" ci/floor/http_floor.c
 else
   echo "note: no C compiler (cc), so the floor rows are skipped"
+fi
+peers=""
+if [ "$PEERS" != 0 ]; then
+  if CARGO_TARGET_DIR="$root/target/peers" cargo build --release -q --manifest-path ci/peers/Cargo.toml; then
+    peers="$root/target/peers/release"
+  else
+    echo "note: ci/peers did not build (crates.io unreachable?), so the tokio and may rows are skipped"
+  fi
 fi
 
 pids=()
@@ -121,6 +136,24 @@ wrk_run() { # NAME URL CONNS
     "$(steal_since "$machine")"
 }
 
+# echo_peer NAME PORT CONNS CMD...: the echo row of one more server;
+# appends its CPU ratio against Go's to $line.
+echo_peer() {
+  start "127.0.0.1:$2" "${@:4}"
+  echo_loadgen "echo $(printf '%-6s' "$1") c=$3 (Go loadgen)" "127.0.0.1:$2" "$3"
+  stop "$server"
+  line="$line, $1 $(ratio "$last_cpu" "$go_cpu")"
+}
+
+# wrk_peer NAME PORT CONNS CMD...: the wrk row of one more server; appends
+# its requests per second against Go's to $line.
+wrk_peer() {
+  start "127.0.0.1:$2" "${@:4}"
+  wrk_run "http $(printf '%-6s' "$1") wrk -c$3" "http://127.0.0.1:$2/" "$3"
+  stop "$server"
+  line="$line, $1 $(ratio "$last_reqs" "$go_reqs")"
+}
+
 for rep in $(seq "$REPS"); do
   echo "== rep $rep: echo, 64 B, ${DUR}s per run"
   for conns in 100 10000; do
@@ -134,11 +167,10 @@ for rep in $(seq "$REPS"); do
     go_cpu=$last_cpu
     stop "$server"
     line="rep $rep, echo c=$conns, CPU-µs per round trip against Go's: goro $(ratio "$goro_cpu" "$go_cpu")"
-    if [ -n "$floor" ]; then
-      start 127.0.0.1:17103 "$floor" 17103
-      echo_loadgen "echo floor  c=$conns (Go loadgen)" 127.0.0.1:17103 "$conns"
-      stop "$server"
-      line="$line, floor $(ratio "$last_cpu" "$go_cpu")"
+    [ -z "$floor" ] || echo_peer floor 17103 "$conns" "$floor" 17103
+    if [ -n "$peers" ]; then
+      echo_peer tokio 17104 "$conns" "$peers/tokio_echo" --addr 127.0.0.1:17104 --procs 2
+      echo_peer may 17105 "$conns" "$peers/may_echo" --addr 127.0.0.1:17105 --procs 2
     fi
     ratios+=("$line")
   done
@@ -153,11 +185,10 @@ for rep in $(seq "$REPS"); do
     stop "$server"
     go_reqs=$last_reqs
     line="rep $rep, wrk -c$conns, requests per second against Go's: goro $(ratio "$goro_reqs" "$go_reqs")"
-    if [ -n "$floor" ]; then
-      start 127.0.0.1:18103 "$http_floor" 18103
-      wrk_run "http floor  wrk -c$conns" http://127.0.0.1:18103/ "$conns"
-      stop "$server"
-      line="$line, floor $(ratio "$last_reqs" "$go_reqs")"
+    [ -z "$http_floor" ] || wrk_peer floor 18103 "$conns" "$http_floor" 18103
+    if [ -n "$peers" ]; then
+      wrk_peer tokio 18104 "$conns" "$peers/tokio_http" --addr 127.0.0.1:18104 --procs 2
+      wrk_peer may 18105 "$conns" "$peers/may_http" --addr 127.0.0.1:18105 --procs 2
     fi
     ratios+=("$line")
   done

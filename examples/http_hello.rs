@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -31,31 +31,8 @@ use goro::net::{TcpListener, TcpStream};
 
 fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; 8192];
-    let mut filled = 0usize;
-    let mut out = Vec::with_capacity(4096);
-    loop {
-        match stream.read(&mut buf[filled..]) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => filled += n,
-        }
-        let answered = http::answer(&buf[..filled], &mut out);
-        if !out.is_empty() {
-            if stream.write_all(&out).is_err() {
-                return;
-            }
-            out.clear();
-        }
-        if answered.close {
-            return close_gently(&stream);
-        }
-        match http::compact(&mut buf, answered.consumed, filled) {
-            Some(rest) => filled = rest,
-            None => {
-                let _ = stream.write_all(http::BAD);
-                return close_gently(&stream);
-            }
-        }
+    if http::serve(&mut stream, 8192) == http::Ended::Closing {
+        close_gently(&stream);
     }
 }
 

@@ -123,3 +123,47 @@ pub fn compact(buf: &mut Vec<u8>, consumed: usize, filled: usize) -> Option<usiz
     }
     Some(filled)
 }
+
+/// How a connection served by [`serve`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed, or an I/O error: nothing more to say.
+    Gone,
+    /// The server answered and chose to close (`Connection: close`, a
+    /// 400): the caller should close gently, draining what still arrives.
+    Closing,
+}
+
+/// The keep-alive loop for a blocking stream (a goroutine's or a may
+/// coroutine's): read, answer every complete request, write the answers in
+/// one write, repeat.
+pub fn serve<S: std::io::Read + std::io::Write>(stream: &mut S, first_buffer: usize) -> Ended {
+    let mut buf = vec![0u8; first_buffer];
+    let mut filled = 0usize;
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) | Err(_) => return Ended::Gone,
+            Ok(n) => filled += n,
+        }
+        let answered = answer(&buf[..filled], &mut out);
+        if !out.is_empty() {
+            if stream.write_all(&out).is_err() {
+                return Ended::Gone;
+            }
+            out.clear();
+        }
+        if answered.close {
+            return Ended::Closing;
+        }
+        match compact(&mut buf, answered.consumed, filled) {
+            Some(rest) => filled = rest,
+            None => {
+                return match stream.write_all(BAD) {
+                    Ok(()) => Ended::Closing,
+                    Err(_) => Ended::Gone,
+                }
+            }
+        }
+    }
+}

@@ -20,11 +20,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http;
 use goro::net::{TcpListener, TcpStream};
@@ -32,29 +30,7 @@ use goro::net::{TcpListener, TcpStream};
 fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     if http::serve(&mut stream, 8192) == http::Ended::Closing {
-        close_gently(&stream);
-    }
-}
-
-/// Closing a socket with unread bytes in its receive queue sends a reset,
-/// and a reset can destroy the answer still in flight (the client's read
-/// fails with ECONNRESET before it sees the 400). So, as Go's net/http does
-/// (`closeWriteAndWait`): send FIN, then read and drop what the client
-/// still sends, for at most 500 ms and 1 MiB, before closing.
-fn close_gently(mut stream: &TcpStream) {
-    const LINGER: Duration = Duration::from_millis(500);
-    const MAX_DRAIN: usize = 1 << 20;
-    if stream.shutdown(Shutdown::Write).is_err() || stream.set_read_timeout(Some(LINGER)).is_err() {
-        return;
-    }
-    let deadline = Instant::now() + LINGER;
-    let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while drained < MAX_DRAIN && Instant::now() < deadline {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
-        }
+        common::close_gently(&stream);
     }
 }
 

@@ -4,9 +4,13 @@
 
 pub mod http;
 
+use std::io::Read;
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use goro::net::TcpStream;
 
 /// `--name value` from the command line, or `default`.
 pub fn flag<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -121,6 +125,31 @@ impl Server {
             runtime,
             stop,
             listener_fd,
+        }
+    }
+}
+
+/// Closes a connection the server chose to end (after an error reply, or
+/// `Connection: close`) without a reset. Closing a socket whose receive
+/// queue still holds bytes makes the kernel send RST instead of FIN: the
+/// client's next read then fails with ECONNRESET instead of seeing EOF, and
+/// a reset that overtakes the reply can cost the client the reply itself
+/// (Go's net/http, `closeWriteAndWait`, golang.org/issue/3595). So, as Go
+/// does: send FIN, then read and drop what the client still sends, for at
+/// most 500 ms and 1 MiB, before the caller drops the stream.
+pub fn close_gently(mut stream: &TcpStream) {
+    const LINGER: Duration = Duration::from_millis(500);
+    const MAX_DRAIN: usize = 1 << 20;
+    if stream.shutdown(Shutdown::Write).is_err() || stream.set_read_timeout(Some(LINGER)).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < MAX_DRAIN && Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
         }
     }
 }

@@ -66,7 +66,7 @@ pub fn serve(mut stream: &TcpStream, server: &Server) {
             }
         }
         if close {
-            return;
+            return crate::common::close_gently(stream);
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
@@ -74,7 +74,12 @@ pub fn serve(mut stream: &TcpStream, server: &Server) {
             // A command larger than the buffer: grow as its bytes arrive
             // (never by what a header declares).
             if buf.len() >= MAX_QUERY_BUFFER {
-                let _ = stream.write_all(b"-ERR Protocol error: query buffer limit\r\n");
+                if stream
+                    .write_all(b"-ERR Protocol error: query buffer limit\r\n")
+                    .is_ok()
+                {
+                    crate::common::close_gently(stream);
+                }
                 return;
             }
             buf.resize(buf.len() * 2, 0);

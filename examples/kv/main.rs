@@ -20,7 +20,9 @@
 //! buffer, nothing is copied until a value is stored, and all the replies of
 //! one read go out in one `write` (or every 64 KiB). A protocol error gets
 //! `-ERR Protocol error: ...` and the connection is closed; the server goes
-//! on. Limits are checked on headers, before any allocation: a bulk string
+//! on. Closing sends FIN and then drains what the client still sends (at
+//! most 500 ms, `common::close_gently`), so a client that was uploading
+//! sees the error and EOF, not a reset. Limits are checked on headers, before any allocation: a bulk string
 //! over 512 MiB, a multibulk over 1,048,576 arguments, a line over 64 KiB.
 //! The buffer grows only as bytes arrive.
 //!

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
@@ -19,17 +18,7 @@ use goro::net::{TcpListener, TcpStream};
 
 fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
+    common::echo::serve(&mut stream, &mut [0u8; 16 * 1024]);
 }
 
 fn main() {

@@ -2,6 +2,7 @@
 //! accept loop that backs off on errors as Go's net/http does.
 #![allow(dead_code)]
 
+pub mod echo;
 pub mod http;
 
 use std::io::Read;

@@ -1,12 +1,11 @@
 //! An HTTP/1.1 keep-alive hello server on tokio's multi-thread runtime: one
 //! task per connection, framing from goro's `examples/common/http.rs`.
 
-use goro_peers::{http, Flags, HTTP_BUFFER};
+use goro_peers::{http, HTTP_BUFFER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 async fn serve(mut stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; HTTP_BUFFER];
     let mut filled = 0usize;
     let mut out = Vec::with_capacity(4096);
@@ -36,33 +35,5 @@ async fn serve(mut stream: TcpStream) {
 }
 
 fn main() {
-    let flags = Flags::parse("127.0.0.1:8081");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(flags.procs)
-        .enable_io()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        let listener = TcpListener::bind(&flags.addr)
-            .await
-            .unwrap_or_else(|error| {
-                eprintln!("tokio_http: cannot listen on {}: {error}", flags.addr);
-                std::process::exit(1);
-            });
-        println!(
-            "tokio_http: listening on {}",
-            listener.local_addr().unwrap()
-        );
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve(stream));
-                }
-                Err(error) => {
-                    eprintln!("tokio_http: accept: {error}");
-                    tokio::task::yield_now().await;
-                }
-            }
-        }
-    });
+    goro_peers::tokio_main("tokio_http", "127.0.0.1:8081", serve);
 }

@@ -73,7 +73,7 @@
 //! such looks in a row (`IDLE_LOOKS`) spanning 10 ms. A wake-up from the
 //! deep sleep starts the count afresh. Measured (`/proc/PID/task/*/status`,
 //! builds alternated): sysmon's wake-ups under echo at 100 connections went
-//! from 640–800 to 180–185 a second (the 5 ms `RELOOK` is the floor); at
+//! from 540–850 to 180–200 a second (the 5 ms `RELOOK` is the floor); at
 //! `redis-benchmark -c 50 -P 1` against examples/kv from 0.020–0.021 to
 //! 0.003–0.004 per request; and for an idle kv, whose 100 ms expiry timer
 //! ends each deep sleep, from 284 to 114 a second. Test:

@@ -107,10 +107,10 @@ pub fn may_main(name: &str, default_addr: &str, serve: fn(may::net::TcpStream)) 
         match stream {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                // SAFETY: may's spawn is unsafe because a coroutine may
-                // resume on another thread and may overflow its fixed
-                // stack. `serve` owns its stream, keeps its buffers on the
-                // heap, and touches no thread-local state.
+                // may's spawn is unsafe because a coroutine may resume on
+                // another thread and may overflow its fixed stack; `serve`
+                // keeps its buffers on the heap.
+                // SAFETY: `serve` owns its stream and uses no thread-locals.
                 unsafe { may::coroutine::spawn(move || serve(stream)) };
             }
             Err(error) => eprintln!("{name}: accept: {error}"),

@@ -14,9 +14,10 @@
 //! - `Connection: close`, and HTTP/1.0 without keep-alive, close after the
 //!   response. Bodies with `Content-Length` are skipped.
 //!
-//! The framing lives in `common/http.rs`, which the tokio and may servers
-//! in `ci/peers` include too, so `ci/load.sh` compares runtimes, not
-//! parsers.
+//! The framing and the connection loop live in `common/http.rs`, which the
+//! tokio and may servers in `ci/peers` include too, so `ci/load.sh`
+//! compares runtimes, not parsers. Closing after an answer goes through
+//! `common::close_gently` (FIN first, then the client's leftovers drained).
 
 mod common;
 

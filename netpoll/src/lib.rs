@@ -115,7 +115,10 @@
 //! in a heap owned by the poller thread, which bounds its wait by the
 //! earliest entry and emits [`Event::Timer`] when one is due. A new timer
 //! wakes a parked poller only if it is earlier than the wake-up the poller
-//! already planned (`sleep_until`); cancelling never wakes. Cancelled entries
+//! already planned (`sleep_until`, published before `parked`); cancelling
+//! does not wake it, except that any request wakes it once [`DRAIN_AT`]
+//! are queued, so the queue stays short even where no I/O event would
+//! wake the poller (epoll, whose readiness the Ms reap). Cancelled entries
 //! are dropped lazily and the heap is compacted when mostly stale.
 //!
 //! # Rejected alternatives
@@ -169,7 +172,7 @@ mod uring;
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -277,14 +280,23 @@ enum Request {
 /// not block for long: it runs on the poller thread.
 pub type Handler = Box<dyn FnMut(&[Event]) + Send>;
 
+/// Queued requests at which any push wakes a parked poller. Timer requests
+/// due after its planned wake-up do not wake it otherwise, and with epoll
+/// nothing else may for a long while: every timed wait queues a set and a
+/// cancel, and a server with 60 s timeouts would pile up millions of them.
+const DRAIN_AT: usize = 4096;
+
 /// State shared between Ms and the poller thread.
 struct Inner {
     queue: Injector<Request>,
     /// Set while the poller blocks (or is about to): a submitter that swaps
     /// it to false owes the wake (protocol step 2).
     parked: AtomicBool,
-    /// When the parked poller will wake by itself, in ns since `base`.
+    /// When the parked poller will wake by itself, in ns since `base`;
+    /// stored before `parked` is set for that sleep.
     sleep_until: AtomicU64,
+    /// Requests pushed since the poller last began draining the queue.
+    queued: AtomicUsize,
     stop: AtomicBool,
     /// The eventfd that breaks a blocked poll.
     wake: sys::EventFd,
@@ -299,16 +311,21 @@ impl Inner {
         self.base.elapsed().as_nanos() as u64
     }
 
+    /// Queues `request` and wakes a parked poller for it, unless it is a
+    /// timer due no earlier than the poller's own wake-up (`urgent_before`)
+    /// and the queue is still short (`DRAIN_AT`).
     fn push(&self, request: Request, urgent_before: Option<u64>) {
         self.queue.push(request);
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed);
         // Pairs with the SeqCst store of `parked` before the poller's last
         // look at the queue (protocol step 4).
         fence(Ordering::SeqCst);
-        if !self.parked.load(Ordering::Relaxed) {
+        // Acquire: `sleep_until` is stored before `parked`, for this sleep.
+        if !self.parked.load(Ordering::Acquire) {
             return;
         }
         if let Some(at) = urgent_before {
-            if at >= self.sleep_until.load(Ordering::Relaxed) {
+            if at >= self.sleep_until.load(Ordering::Relaxed) && queued < DRAIN_AT {
                 return;
             }
         }
@@ -406,6 +423,7 @@ impl Poller {
             queue: Injector::new(),
             parked: AtomicBool::new(false),
             sleep_until: AtomicU64::new(u64::MAX),
+            queued: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             wake,
             direct,
@@ -467,6 +485,12 @@ impl Poller {
         }
     }
 
+    /// Whether [`Poller::shutdown`] has begun: nothing queued from now on
+    /// is served.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stop.load(Ordering::Acquire)
+    }
+
     /// Whether readiness is reaped by the caller's Ms with [`Poller::poll`]
     /// (epoll) rather than by the poller thread's handler (io_uring).
     pub fn is_direct(&self) -> bool {
@@ -498,17 +522,22 @@ impl Poller {
     /// Emits [`Event::Timer`] for `token` at `deadline` (or at once if it
     /// has passed), unless cancelled first.
     pub fn set_timer(&self, token: Token, deadline: Instant) {
+        // A deadline centuries away saturates to "never" rather than wrap
+        // into the past (a `Duration::MAX` timeout made a busy loop of it).
         let at = deadline
             .checked_duration_since(self.inner.base)
-            .unwrap_or(Duration::ZERO)
-            .as_nanos() as u64;
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            });
         self.inner.push(Request::SetTimer { token, at }, Some(at));
     }
 
-    /// Cancels a timer set under `token` (a no-op if it fired). Never wakes
-    /// the poller: a stale timer costs it one spurious wake at most.
+    /// Cancels a timer set under `token` (a no-op if it fired). It wakes the
+    /// poller only to drain a long queue (`DRAIN_AT`): a stale timer costs
+    /// the poller one spurious wake at most.
     pub fn cancel_timer(&self, token: Token) {
-        self.inner.queue.push(Request::CancelTimer { token });
+        self.inner
+            .push(Request::CancelTimer { token }, Some(u64::MAX));
     }
 
     /// Stops the poller thread, cancels what is in flight, closes the ring or
@@ -586,6 +615,7 @@ fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
     let mut timers = Timers::default();
     let mut events: Vec<Event> = Vec::with_capacity(512);
     loop {
+        inner.queued.store(0, Ordering::Relaxed);
         loop {
             match inner.queue.steal() {
                 Steal::Success(Request::Register { fd, token }) => backend.register(fd, token),
@@ -609,16 +639,19 @@ fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
             events.clear();
             continue;
         }
-        // Step 4: announce the sleep, look once more, then block.
+        // Step 4: publish the planned wake-up, announce the sleep, look once
+        // more, then block. `sleep_until` goes first: a submitter that sees
+        // `parked` must not compare its timer with the last sleep's wake-up,
+        // long past, and skip the wake.
+        let next = timers.next();
+        inner
+            .sleep_until
+            .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
         inner.parked.store(true, Ordering::SeqCst);
         if !inner.queue.is_empty() || inner.stop.load(Ordering::Acquire) {
             inner.parked.store(false, Ordering::Relaxed);
             continue;
         }
-        let next = timers.next();
-        inner
-            .sleep_until
-            .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
         let timeout = next.map(|at| Duration::from_nanos(at.saturating_sub(inner.now())));
         backend.poll(timeout, &mut events);
         inner.parked.store(false, Ordering::SeqCst);

@@ -186,3 +186,55 @@ fn interrupt_releases_a_blocked_direct_poll_and_is_not_lost_before_it() {
     assert_eq!(blocked.join().unwrap(), 0);
     poller.shutdown();
 }
+
+/// Timer requests that do not move the poller's wake-up earlier (a cancel,
+/// or a later deadline) still wake it once `DRAIN_AT` are queued, so the
+/// queue stays short where no I/O event wakes the poller (epoll, whose
+/// readiness the Ms reap). A deadline centuries away never fires.
+fn timer_requests_are_drained_without_io(kind: BackendKind) {
+    let Some((poller, rx)) = start(kind) else {
+        return;
+    };
+    let token = |index| Token {
+        index,
+        generation: 1,
+    };
+    // The poller sleeps until this one, a minute away.
+    poller.set_timer(token(1), Instant::now() + Duration::from_secs(60));
+    poller.set_timer(token(2), Instant::now() + Duration::from_nanos(u64::MAX));
+    let parked = Instant::now() + Duration::from_secs(5);
+    while !poller.inner.parked.load(Ordering::SeqCst) {
+        assert!(Instant::now() < parked, "the poller never parked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for index in 0..3 * DRAIN_AT as u32 {
+        poller.set_timer(token(10 + index), Instant::now() + Duration::from_secs(120));
+        poller.cancel_timer(token(10 + index));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while poller.inner.queue.len() >= DRAIN_AT {
+        assert!(
+            Instant::now() < deadline,
+            "{} requests still queued",
+            poller.inner.queue.len()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "a timer fired early"
+    );
+    poller.shutdown();
+}
+
+#[test]
+fn epoll_drains_timer_requests_without_io() {
+    let _serial = serial();
+    timer_requests_are_drained_without_io(BackendKind::Epoll);
+}
+
+#[test]
+fn uring_drains_timer_requests_without_io() {
+    let _serial = serial();
+    timer_requests_are_drained_without_io(BackendKind::Uring);
+}

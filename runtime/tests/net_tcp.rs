@@ -504,3 +504,138 @@ fn goro_netpoll_malformed_is_a_clear_error() {
         "{output:?}"
     );
 }
+
+/// Acceptors started together on a new listener all register it at once;
+/// epoll refused every registration after the first (EEXIST), so `accept`
+/// failed where it should have waited. Two acceptors, one per P, spin until
+/// the same instant, then accept.
+#[test]
+fn acceptors_sharing_a_new_listener_all_wait_for_a_connection() {
+    each_backend(2, || {
+        for _ in 0..50 {
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = listener.local_addr().unwrap();
+            let at = Instant::now() + Duration::from_millis(3);
+            let acceptors: Vec<_> = (0..2)
+                .map(|_| {
+                    let listener = listener.clone();
+                    go(move || {
+                        while Instant::now() < at {
+                            std::hint::spin_loop();
+                        }
+                        listener.accept().map(|_| ())
+                    })
+                })
+                .collect();
+            // Off this P, so that the acceptors run one per P.
+            goro_runtime::time::sleep(Duration::from_millis(5));
+            let clients: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+            for acceptor in acceptors {
+                acceptor.join().unwrap().expect("accept");
+            }
+            drop(clients);
+        }
+    });
+}
+
+/// A dropped listener frees its port at once, as with std, though its
+/// netpoll registration (a multishot poll under io_uring) ends later.
+#[test]
+fn a_dropped_listener_s_port_can_be_bound_again_at_once() {
+    each_backend(2, || {
+        let mut addr = "127.0.0.1:0".parse().unwrap();
+        for round in 0..20 {
+            let listener = Arc::new(TcpListener::bind(addr).unwrap_or_else(|error| {
+                panic!("{:?}, round {round}: {error}", goro_runtime::net::backend())
+            }));
+            addr = listener.local_addr().unwrap();
+            // Register the listener: an accept that has to wait.
+            let acceptor = {
+                let listener = listener.clone();
+                go(move || listener.accept().map(|_| ()))
+            };
+            common::let_others_run();
+            let client = TcpStream::connect(addr).unwrap();
+            acceptor.join().unwrap().expect("accept");
+            drop(client);
+            drop(listener);
+        }
+    });
+}
+
+/// A socket registered by a runtime that has since shut down falls back to
+/// poll(2): its timeouts still fire and its data still arrives (nothing
+/// would wake a waiter parked on the stopped netpoller).
+#[test]
+fn a_socket_outlives_its_runtime() {
+    for backend in [Backend::Epoll, Backend::Uring] {
+        let runtime = Runtime::builder()
+            .procs(2)
+            .netpoll(backend)
+            .build()
+            .expect("build runtime");
+        if let Err(error) =
+            runtime.block_on(|| goro_runtime::net::backend().expect("in a goroutine"))
+        {
+            println!("skipping {backend:?}: {error}");
+            continue;
+        }
+        let pair = runtime.block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = go(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                // Wait once, so the stream is registered.
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(10)))
+                    .unwrap();
+                let error = stream.read(&mut [0u8; 1]).unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::TimedOut);
+                stream
+            });
+            let (server, _) = listener.accept().unwrap();
+            (client.join().unwrap(), server)
+        });
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut client, mut server) = pair;
+            client
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let error = client.read(&mut [0u8; 1]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::TimedOut, "{error}");
+            server.write_all(b"late").unwrap();
+            let mut buf = [0u8; 4];
+            client.read_exact(&mut buf).unwrap();
+            let _ = done_tx.send(buf);
+        });
+        let got = done_rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(got, Ok(*b"late"), "{backend:?}: a read hung after shutdown");
+    }
+}
+
+/// `Duration::MAX` as a read timeout means "no deadline in practice": the
+/// reader parks once. (Its deadline used to wrap into the past, and the
+/// reader woke, re-armed and parked again without end.)
+#[test]
+fn a_read_timeout_of_duration_max_parks_once() {
+    each_backend(2, || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = go(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(Duration::MAX)).unwrap();
+            let mut buf = [0u8; 2];
+            stream.read_exact(&mut buf).unwrap();
+            buf
+        });
+        let (mut server, _) = listener.accept().unwrap();
+        let before = goro_runtime::runtime::stats().netpoll.submitted;
+        goro_runtime::time::sleep(Duration::from_millis(100));
+        let parks = goro_runtime::runtime::stats().netpoll.submitted - before;
+        assert!(parks <= 2, "the reader parked {parks} times in 100 ms");
+        server.write_all(b"ok").unwrap();
+        assert_eq!(&reader.join().unwrap(), b"ok");
+    });
+}

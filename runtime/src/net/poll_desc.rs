@@ -13,13 +13,16 @@
 //!
 //! # The wait protocol
 //!
-//! 1. The goroutine makes the non-blocking system call; on anything but
-//!    EAGAIN it returns.
+//! 1. The goroutine reads the direction's edge count, then makes the
+//!    non-blocking system call; on anything but EAGAIN it returns.
 //! 2. On EAGAIN it registers the socket with its runtime's netpoller if this
 //!    is the first time (one registration for the socket's life).
 //! 3. It parks through `sched::block`. Under the direction's lock, in the
 //!    park's unlock: if `ready` is set it clears it and does not park (the
-//!    edge came between the syscall and now: retry); otherwise it takes the
+//!    edge came between the syscall and now: retry); if the edge count has
+//!    moved since step 1 (an edge that readied *other* waiters: `ready` is
+//!    set only when there are none), or the socket was not yet registered
+//!    at step 1, it does not park either; otherwise it takes the
 //!    next sequence number, sets its deadline timer if it has one (before
 //!    publishing, so nothing on the parked stack is touched afterwards), and
 //!    queues its waiter.
@@ -33,7 +36,9 @@
 //!    cancels its timer and retries the system call (step 1).
 //!
 //! A caller that is a plain thread (not a goroutine) skips the netpoller and
-//! blocks in `poll(2)`.
+//! blocks in `poll(2)`, as does a goroutine whose socket's netpoller has
+//! stopped (the runtime that registered it shut down): no one would wake a
+//! waiter parked there.
 //!
 //! # Skipping a read known to fail
 //!
@@ -78,7 +83,7 @@ use std::time::{Duration, Instant};
 use goro_netpoll::{Event, Handler, Poller, Token};
 
 use crate::sched::netpoll::{current_poller, ready_batch};
-use crate::sched::{block, WaitReason, Waiter};
+use crate::sched::{block, in_goroutine, yield_now, WaitReason, Waiter};
 
 const CHUNK: usize = 256;
 const CHUNKS: usize = 4096;
@@ -327,6 +332,8 @@ struct Registration {
 pub(crate) struct Pollable<S: AsRawFd> {
     io: S,
     registration: OnceLock<Registration>,
+    /// Held by the one goroutine making the registration (`registration`).
+    registering: AtomicBool,
     /// Timeouts in nanoseconds; 0 is none.
     timeouts: [AtomicU64; 2],
     /// `DRAINED | edges` after a short stream read: the read-edge count
@@ -349,6 +356,7 @@ impl<S: AsRawFd> Pollable<S> {
         Pollable {
             io,
             registration: OnceLock::new(),
+            registering: AtomicBool::new(false),
             timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
             drained: AtomicU64::new(0),
         }
@@ -381,12 +389,13 @@ impl<S: AsRawFd> Pollable<S> {
     pub(crate) fn io<R>(&self, dir: Dir, mut f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         let mut deadline = None;
         loop {
+            let since = self.edge_count(dir);
             match f(&self.io) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     if deadline.is_none() {
                         deadline = Some(self.timeout(dir).map(|t| Instant::now() + t));
                     }
-                    self.wait(dir, deadline.flatten())?;
+                    self.wait(dir, deadline.flatten(), since)?;
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 result => return result,
@@ -409,12 +418,13 @@ impl<S: AsRawFd> Pollable<S> {
         let desc = registration.desc;
         let edges = &desc.edges[Dir::Read as usize];
         let mut deadline = None;
-        if self.drained.load(Ordering::Relaxed)
-            == DRAINED | u64::from(edges.load(Ordering::Acquire))
+        let drained = self.drained.load(Ordering::Relaxed);
+        if drained == DRAINED | u64::from(edges.load(Ordering::Acquire))
             && !desc.hangup.load(Ordering::Acquire)
         {
             deadline = Some(self.timeout(Dir::Read).map(|t| Instant::now() + t));
-            self.wait(Dir::Read, deadline.flatten())?;
+            // The short read's count: an edge since then means a retry.
+            self.wait(Dir::Read, deadline.flatten(), Some(drained as u32))?;
         }
         loop {
             let before = edges.load(Ordering::Acquire);
@@ -432,7 +442,7 @@ impl<S: AsRawFd> Pollable<S> {
                     if deadline.is_none() {
                         deadline = Some(self.timeout(Dir::Read).map(|t| Instant::now() + t));
                     }
-                    self.wait(Dir::Read, deadline.flatten())?;
+                    self.wait(Dir::Read, deadline.flatten(), Some(before))?;
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
@@ -443,13 +453,40 @@ impl<S: AsRawFd> Pollable<S> {
         }
     }
 
+    /// The direction's edge count ([`PollDesc::edges`]) if the socket is
+    /// registered: taken before a system call, for [`Pollable::wait`].
+    pub(crate) fn edge_count(&self, dir: Dir) -> Option<u32> {
+        let registration = self.registration.get()?;
+        Some(registration.desc.edges[dir as usize].load(Ordering::Acquire))
+    }
+
     /// Waits until `dir` may be ready (protocol steps 2–5), or `deadline`.
-    pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    /// `since` is the edge count taken before the system call that found
+    /// the socket not ready ([`Pollable::edge_count`]): if an edge has come
+    /// since, or the socket was not registered then (`None`), this returns
+    /// at once for the caller to try again. Without it a goroutine could
+    /// miss an edge that another waiter of the same direction took: two
+    /// acceptors, say, where the edge for two connections readied only the
+    /// one already parked, and the other parked after it for good.
+    pub(crate) fn wait(
+        &self,
+        dir: Dir,
+        deadline: Option<Instant>,
+        since: Option<u32>,
+    ) -> io::Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(timed_out());
         }
-        let Some(registration) = self.registration()? else {
-            // A plain thread: block in poll(2).
+        let registration = match self.registration()? {
+            Some(registration) if in_goroutine() && !registration.poller.is_stopped() => {
+                Some(registration)
+            }
+            // A plain thread, or a netpoller that has stopped (its runtime
+            // shut down): nothing would wake a parked waiter.
+            _ => None,
+        };
+        let Some(registration) = registration else {
+            // Block in poll(2).
             return match crate::sys::net::poll_thread(&self.io, dir == Dir::Write, deadline)? {
                 true => Ok(()),
                 false => Err(timed_out()),
@@ -466,6 +503,12 @@ impl<S: AsRawFd> Pollable<S> {
             let mut state = desc.dir(dir);
             if state.ready {
                 state.ready = false;
+                return false;
+            }
+            // Under the direction's lock, which the handler holds while it
+            // counts an edge and takes the waiters: either the count moved
+            // before this look, or the handler finds this waiter.
+            if since != Some(desc.edges[dir as usize].load(Ordering::Acquire)) {
                 return false;
             }
             state.seq = state.seq.wrapping_add(1);
@@ -488,8 +531,38 @@ impl<S: AsRawFd> Pollable<S> {
     }
 
     /// The netpoll registration, made on first need; `None` outside a
-    /// goroutine.
+    /// goroutine unless one made it already.
+    ///
+    /// One goroutine at a time registers (`registering`): two goroutines
+    /// blocking on a new socket at once (acceptors sharing a listener) would
+    /// otherwise both register it, and epoll refuses the second with EEXIST.
+    /// The registrar never parks while it holds the flag, so a waiter only
+    /// yields its P until the registration is published, or retries itself
+    /// if the registrar failed.
     fn registration(&self) -> io::Result<Option<&Registration>> {
+        loop {
+            if let Some(registration) = self.registration.get() {
+                return Ok(Some(registration));
+            }
+            if !in_goroutine() {
+                return Ok(None);
+            }
+            if self
+                .registering
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+            yield_now();
+        }
+        let result = self.register();
+        self.registering.store(false, Ordering::Release);
+        result
+    }
+
+    /// Makes the registration, holding `registering`.
+    fn register(&self) -> io::Result<Option<&Registration>> {
         if let Some(registration) = self.registration.get() {
             return Ok(Some(registration));
         }
@@ -511,7 +584,7 @@ impl<S: AsRawFd> Pollable<S> {
             token,
             poller,
         }) {
-            // Another goroutine registered this socket first.
+            // Unreachable while `registering` is held; undone all the same.
             deregister(self.io.as_raw_fd(), lost);
         }
         Ok(self.registration.get())

@@ -132,6 +132,22 @@ impl TcpListener {
     }
 }
 
+impl Drop for TcpListener {
+    /// Stops listening before the descriptor closes. Under io_uring the
+    /// netpoller's poll holds a reference to the socket until its
+    /// cancellation completes on the poller thread, microseconds later, so
+    /// close(2) alone left the port bound for that long: binding the same
+    /// address right after the drop failed with EADDRINUSE, and
+    /// connections queued into a listener nobody would accept from.
+    /// `shutdown(SHUT_RD)` stops a listening TCP socket at once (Linux's
+    /// `tcp_disconnect`), resetting queued connections as close does.
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and open until `inner` drops,
+        // after this; shutdown(2) touches no memory of ours.
+        unsafe { libc::shutdown(self.inner.get().as_raw_fd(), libc::SHUT_RD) };
+    }
+}
+
 impl AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> RawFd {
         self.inner.get().as_raw_fd()
@@ -169,14 +185,25 @@ impl TcpStream {
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         each_addr(addr, |addr| {
             let socket = sys::socket_for(addr, sys::SOCK_STREAM)?;
-            let done = sys::connect(socket.as_raw_fd(), addr)?;
+            let mut done = sys::connect(socket.as_raw_fd(), addr)?;
             let stream = TcpStream {
                 inner: Pollable::new(std::net::TcpStream::from(socket)),
             };
-            if !done {
-                stream.inner.wait(Dir::Write, None)?;
+            // Writable means finished, with SO_ERROR saying how; but a
+            // wait may also return early (an edge it cannot tell apart, or
+            // the socket's first registration), so ask the socket.
+            while !done {
+                let since = stream.inner.edge_count(Dir::Write);
                 if let Some(error) = sys::take_error(stream.as_raw_fd())? {
                     return Err(error);
+                }
+                done = match stream.peer_addr() {
+                    Ok(_) => true,
+                    Err(error) if error.kind() == io::ErrorKind::NotConnected => false,
+                    Err(error) => return Err(error),
+                };
+                if !done {
+                    stream.inner.wait(Dir::Write, None, since)?;
                 }
             }
             Ok(stream)

@@ -99,7 +99,13 @@ fn ready_reaped(shared: &Shared, keep_first: bool) -> Option<GRef> {
         let wakes = &mut scratch.borrow_mut().1;
         let mut first = None;
         if keep_first {
-            if let Some(at) = wakes.iter().position(|w| matches!(w, Waiter::Goroutine(_))) {
+            // Only one of this runtime's goroutines may run here: a socket
+            // registered by this runtime can have waiters of another
+            // (`ready_batch` queues those on their own runtime).
+            let ours = |waiter: &Waiter| {
+                matches!(waiter, Waiter::Goroutine(g) if ptr::eq(g.shared, shared))
+            };
+            if let Some(at) = wakes.iter().position(ours) {
                 let Waiter::Goroutine(g) = wakes.swap_remove(at) else {
                     unreachable!()
                 };

@@ -248,3 +248,76 @@ fn zero_period_ticker_panics_clearly() {
         let _ = time::Ticker::new(Duration::ZERO);
     });
 }
+
+/// A timer armed inside `blocking()` once sysmon has taken the call's P
+/// away goes to an idle P that no M is coming for (every M is asleep with
+/// no deadline, or in the call). sysmon must start one for it.
+#[test]
+fn a_timer_armed_inside_blocking_after_its_p_was_retaken_fires() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let fired = common::runtime(1).block_on(|| {
+            goro_runtime::blocking(|| {
+                // Long enough for sysmon to retake the P (10 ms at most).
+                std::thread::sleep(Duration::from_millis(50));
+                time::after(Duration::from_millis(2)).recv().is_ok()
+            })
+        });
+        let _ = tx.send(fired);
+    });
+    let fired = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(fired, Ok(true), "the timer never fired");
+}
+
+/// The child of `a_timer_armed_before_a_spin_fires_on_the_idle_p`, run with
+/// async preemption off: a goroutine arms a timer, then spins without ever
+/// scheduling, after the other M went to sleep with no deadline. Prints
+/// whether the timer fired within the spin's 3 s bound.
+#[test]
+fn timer_beside_a_spinner_child() {
+    if !common::is_child("timer_beside_a_spinner_child") {
+        return;
+    }
+    let fired = common::runtime(2).block_on(|| {
+        // The other M finds nothing and sleeps with no deadline (it may
+        // wake with this goroutine's for the sleep, so spin a while too).
+        time::sleep(Duration::from_millis(20));
+        let settle = Instant::now();
+        while settle.elapsed() < Duration::from_millis(30) {
+            std::hint::spin_loop();
+        }
+        let timer = time::Timer::new(Duration::from_millis(1));
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if timer.receiver().try_recv().is_ok() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    });
+    println!("fired={fired}");
+    println!("CHILD-OK");
+}
+
+/// Nothing preempts the spinner, so only another M can run the timer on
+/// its P: sysmon starts one for the idle P (Go's sysmon does the same).
+#[test]
+fn a_timer_armed_before_a_spin_fires_on_the_idle_p() {
+    if common::is_child("timer_beside_a_spinner_child") {
+        return;
+    }
+    let output = common::run_child(
+        "timer_beside_a_spinner_child",
+        &[("GORO_DEBUG", "asyncpreemptoff=1")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("CHILD-OK"),
+        "{output:?}"
+    );
+    assert!(
+        stdout.contains("fired=true"),
+        "the timer never fired: {stdout}"
+    );
+}

@@ -20,9 +20,22 @@
 //!
 //! Each condition is stable once all hold — nobody is left to change one —
 //! and each check is conservative: a check that misreads a racing change
-//! can only miss a deadlock, never report a false one. The thread count
-//! comes from `/proc/self/task`, read only when 1–4 hold, which in a
-//! correct program means "idle until a foreign thread acts": rare.
+//! can only miss a deadlock, never report a false one. For condition 5
+//! that needs a thread to count itself only once it is committed to
+//! sleeping (`waiter.rs`, `FOREIGN_BLOCKED`): counted from the moment it
+//! created its waiter, a thread about to find its condition already true
+//! was once taken for blocked. The thread count comes from
+//! `/proc/self/task`, read only when 1–4 hold, which in a correct program
+//! means "idle until a foreign thread acts": rare.
+//!
+//! A count that does not match may be a moment's: a helper thread starting
+//! or stopping, or a foreign thread on its way out after waking a
+//! goroutine. So the M looks again, 1 ms apart, up to 10 times
+//! ([`SETTLE_TRIES`]), from its idle sleep: on the idle list, without the
+//! sched lock, so a waker can still hand it a P and start nobody new.
+//! (It used to sleep between looks under the sched lock, so every idle
+//! moment of a program fed by a foreign thread stalled every waker, and
+//! sysmon's handoffs, for up to 10 ms.)
 //!
 //! # Rejected alternatives
 //!
@@ -39,37 +52,47 @@ use super::shared::Shared;
 use super::timers::{self, NEVER};
 use super::waiter::FOREIGN_BLOCKED;
 
+/// How many times the last idle M looks at the thread count, 1 ms apart,
+/// before it takes a mismatch for a foreign thread at work (see `check`).
+pub(crate) const SETTLE_TRIES: u32 = 10;
+
+/// What [`check`] found, when it did not exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Something can still run: not a deadlock.
+    Live,
+    /// Conditions 1–4 hold but the thread count does not match: a foreign
+    /// thread may be at work, or a helper thread is starting or stopping.
+    /// The caller looks again 1 ms later, up to [`SETTLE_TRIES`] times,
+    /// without holding the sched lock in between (it used to sleep under
+    /// it, stalling every waker for up to 10 ms).
+    Unsure,
+}
+
 /// Called by the last M going idle, under the sched lock, with the number of
 /// M threads this runtime has. Exits the process if it is deadlocked.
-/// Looks at the thread count this many times, 1 ms apart (see `check`).
-const SETTLE_TRIES: usize = 10;
-
-pub(crate) fn check(shared: &Shared, m_threads: usize) {
+pub(crate) fn check(shared: &Shared, m_threads: usize) -> Verdict {
     if shared.is_stopping()
         || timers::earliest(shared) != NEVER
         || shared.netpoll.get().is_some()
         || shared.any_work()
         || shared.live_goroutines() == 0
     {
-        return;
+        return Verdict::Live;
     }
     // The runtime's helper threads (sysmon, diagnostics) are counted from
     // just before they are spawned until just after they are joined, so the
-    // count can be off for a moment while one starts or stops: look a few
-    // times before calling it a foreign thread at work.
-    for attempt in 0..SETTLE_TRIES {
-        let blocked = FOREIGN_BLOCKED.load(Ordering::SeqCst);
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return;
-        };
-        let sysmon = usize::from(shared.sysmon.is_counted());
-        if tasks.count() == m_threads + blocked + sysmon + crate::diag::helper_threads() {
-            report(shared);
-        }
-        if attempt + 1 < SETTLE_TRIES {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+    // count can be off for a moment while one starts or stops; and a foreign
+    // thread that just woke a goroutine may be on its way out.
+    let blocked = FOREIGN_BLOCKED.load(Ordering::SeqCst);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Verdict::Live;
+    };
+    let sysmon = usize::from(shared.sysmon.is_counted());
+    if tasks.count() == m_threads + blocked + sysmon + crate::diag::helper_threads() {
+        report(shared);
     }
+    Verdict::Unsure
 }
 
 /// Prints Go's message and the parked goroutines, and exits with status 2.

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::deadlock;
+use super::deadlock::{self, Verdict};
 use super::m::{start_thread, MPtr, M};
 use super::p::P;
 use super::shared::Shared;
@@ -23,7 +23,7 @@ use super::timers::{self, NEVER};
 use crate::sys::futex;
 
 /// How long an M woken for a due timer that found no idle P waits before it
-/// looks again (1 ms).
+/// looks again, and the gap between the deadlock check's looks (1 ms).
 const RETRY_NANOS: u64 = 1_000_000;
 
 pub(crate) struct Idle {
@@ -111,6 +111,9 @@ impl Idle {
     /// earliest timer; `NEVER` for none), when it takes an idle P itself to
     /// run the due timers. Returns the P, or null to exit.
     pub(crate) fn sleep(&self, shared: &Shared, m: &M, mut deadline: u64) -> *const P {
+        // Further looks the deadlock check wants while it is unsure; while
+        // non-zero, `deadline` is the next look, not a timer.
+        let mut settle = 0;
         {
             let mut synced = self.lock();
             // Checked under the lock that `stop_all` takes after setting
@@ -130,11 +133,14 @@ impl Idle {
             }
             // The last M to go idle, with no timer to wait for, checks for
             // a deadlock (every other M stays asleep while we hold the lock).
+            // If unsure, it looks again from its sleep, 1 ms later.
             if deadline == NEVER
                 && synced.idle_ms.len() + 1 == synced.threads.len()
                 && self.npidle.load(Ordering::SeqCst) == shared.config.procs
+                && deadlock::check(shared, synced.threads.len()) == Verdict::Unsure
             {
-                deadlock::check(shared, synced.threads.len());
+                settle = deadlock::SETTLE_TRIES - 1;
+                deadline = timers::now() + RETRY_NANOS;
             }
             synced.idle_ms.push(MPtr(m));
         }
@@ -156,6 +162,25 @@ impl Idle {
                 deadline = NEVER;
                 continue;
             };
+            if settle > 0 {
+                // The deadlock check's next look, if we are still the last
+                // M awake; it exits if the count now matches.
+                settle -= 1;
+                let verdict = if synced.idle_ms.len() == synced.threads.len()
+                    && self.npidle.load(Ordering::SeqCst) == shared.config.procs
+                {
+                    deadlock::check(shared, synced.threads.len())
+                } else {
+                    Verdict::Live
+                };
+                deadline = if verdict == Verdict::Unsure && settle > 0 {
+                    timers::now() + RETRY_NANOS
+                } else {
+                    settle = 0;
+                    timers::earliest(shared)
+                };
+                continue;
+            }
             if let Some(index) = synced.idle_ps.pop() {
                 synced.idle_ms.remove(position);
                 self.p_left_idle(shared);

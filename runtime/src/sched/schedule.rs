@@ -574,7 +574,8 @@ fn ready_to(g: GRef, next: bool, wake: bool) {
             }
         }
     }
-    drop(section);
+    // The count stays raised until after `wakep_global`: it may take the
+    // other runtime's sched lock, which no preemptible goroutine may hold.
     // From a foreign thread or another runtime, nothing keeps this runtime
     // alive once the G is pushed: an M could run it to completion and the
     // runtime be dropped while we are still in `wakep`. Pin it first. (Until
@@ -589,6 +590,7 @@ fn ready_to(g: GRef, next: bool, wake: bool) {
     pinned.injector.push(g);
     wakep_global(&pinned);
     drop(pinned);
+    drop(section);
 }
 
 /// Go's `Gosched`: lets other goroutines run; this one stays runnable.

@@ -22,6 +22,15 @@
 //!    long goroutines would otherwise leave sockets unreaped
 //!    (`netpoll::sysmon_poll`). With io_uring the netpoller's own thread
 //!    readies goroutines as completions arrive, and this does nothing.
+//! 5. **starts an M for overdue timers** (Go's `if next < now { startm }`):
+//!    a timer due more than 1 ms ago (`TIMER_GRACE`) while a P is idle has
+//!    no M coming for it. Arming a timer wakes nobody (an idle M sleeps until
+//!    the earliest deadline it saw), so without this a timer armed after the
+//!    other Ms went to sleep, on a P whose M then runs on without scheduling
+//!    (a long goroutine, or a `blocking()` call that lost its P to a retake),
+//!    waited for a preemption, or for ever. A `wakep` brings a spinning M,
+//!    which runs every P's due timers. Even the deep sleep ends by the
+//!    earliest timer plus the grace, and goes on if nothing is overdue.
 //!
 //! # Sleeping
 //!
@@ -107,7 +116,8 @@
 //!    executes a full barrier, so any count the M raised before its check of
 //!    `owner` is now visible here;
 //! 4. read the count again: non-zero, so the M may be using its P: put
-//!    `owner` back. Zero: any later check by the M sees `RETAKING` or its
+//!    `owner` back, by compare-exchange from `RETAKING` (the M may have
+//!    released the P meanwhile, and another M taken it). Zero: any later check by the M sees `RETAKING` or its
 //!    loss, so clear `owner` and hand the P to another M (`Idle::handoff_p`).
 //!
 //! An M that sees `RETAKING` waits until step 4 settles it. This is the
@@ -163,6 +173,9 @@ const DEEP_SLEEP_AFTER: u64 = 10_000_000;
 /// idle instants of a busy server for 10 idle milliseconds.
 const IDLE_LOOKS: u32 = 10;
 const IDLE_LOOK: u64 = 1_000_000;
+/// A timer this long overdue while a P is idle has no M coming for it
+/// (step 5).
+const TIMER_GRACE: u64 = 1_000_000;
 /// The shortest time between two readings of a busy P's M's CPU clock (the
 /// first is taken at the look that first sees its `schedtick`, the second
 /// at the next look, `RELOOK` later), and how often it checks again while
@@ -281,9 +294,9 @@ impl Sysmon {
         }
     }
 
-    /// Sleeps for `nanos`, or, if `deeply` and every P stays idle, with no
-    /// timeout. True if it slept deeply.
-    fn sleep(&self, shared: &Shared, nanos: u64, deeply: bool) -> bool {
+    /// Sleeps for `nanos`, or, if `deeply` and every P stays idle, until
+    /// woken or until the earliest timer is `TIMER_GRACE` overdue.
+    fn sleep(&self, shared: &Shared, nanos: u64, deeply: bool) -> Slept {
         let seen = self.wake_word.load(Ordering::SeqCst);
         let procs = shared.config.procs;
         if deeply && shared.idle.npidle.load(Ordering::SeqCst) == procs {
@@ -291,15 +304,52 @@ impl Sysmon {
             // Re-check after announcing the sleep: pairs with the SeqCst
             // decrement and load in `Idle::p_left_idle`.
             if shared.idle.npidle.load(Ordering::SeqCst) == procs && !shared.is_stopping() {
-                futex::wait(&self.wake_word, seen, None);
+                let timeout = match timers::earliest(shared) {
+                    timers::NEVER => None,
+                    // At least a look's length: an overdue timer that a
+                    // started M has yet to run must not make this a spin.
+                    earliest => Some(Duration::from_nanos(
+                        earliest
+                            .saturating_add(TIMER_GRACE)
+                            .saturating_sub(timers::now())
+                            .max(IDLE_LOOK),
+                    )),
+                };
+                futex::wait(&self.wake_word, seen, timeout);
             }
             self.deep_sleep.store(false, Ordering::SeqCst);
-            return true;
+            return if self.wake_word.load(Ordering::SeqCst) == seen {
+                Slept::DeeplyUntilATimer
+            } else {
+                Slept::DeeplyUntilWoken
+            };
         }
         futex::wait(&self.wake_word, seen, Some(Duration::from_nanos(nanos)));
-        false
+        Slept::Nap
     }
 }
+
+/// How [`Sysmon::sleep`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slept {
+    Nap,
+    /// A deep sleep, ended by a wake (a P left the idle list, or shutdown).
+    DeeplyUntilWoken,
+    /// A deep sleep, ended by its timeout (or spuriously): every P may
+    /// still be idle, so the deep sleep may go on.
+    DeeplyUntilATimer,
+}
+
+/// Step 5: wakes a spinning M if a timer is overdue and a P is idle.
+fn start_for_overdue_timers(shared: &Shared, now: u64) {
+    if timers::earliest(shared).saturating_add(TIMER_GRACE) <= now
+        && shared.idle.npidle.load(Ordering::SeqCst) > 0
+    {
+        super::idle::wakep(shared);
+    }
+}
+
+impl Sysmon {}
 
 fn run(shared: &Shared) {
     thread::set_timer_slack(1_000);
@@ -334,7 +384,18 @@ fn run(shared: &Shared) {
             nap = IDLE_LOOK.min(next_event.saturating_sub(now)).max(MIN_DELAY);
         }
         let deeply = idle_looks >= IDLE_LOOKS && now - idle_since >= DEEP_SLEEP_AFTER;
-        if orphans.is_empty() && sysmon.sleep(shared, nap, deeply) {
+        let slept = if orphans.is_empty() {
+            sysmon.sleep(shared, nap, deeply)
+        } else {
+            Slept::Nap
+        };
+        if slept == Slept::DeeplyUntilATimer {
+            // Still idle, most likely: look at the timers, then go back to
+            // the deep sleep (the looks counted so far still hold).
+            start_for_overdue_timers(shared, timers::now());
+            continue;
+        }
+        if slept == Slept::DeeplyUntilWoken {
             idle_since = timers::now();
             idle_looks = 0;
             watches.fill(Watch::default());
@@ -370,6 +431,7 @@ fn run(shared: &Shared) {
         }
         orphans.retain_mut(|orphan| tick.watch_orphan(orphan));
         super::netpoll::sysmon_poll(shared, now);
+        start_for_overdue_timers(shared, now);
         next_event = tick.next_event;
         previous = now;
         if tick.acted {
@@ -529,7 +591,14 @@ impl Tick<'_> {
             return false;
         }
         if thread::membarrier().is_err() || locks.load(Ordering::SeqCst) != 0 {
-            p.owner.store(owner, Ordering::Release);
+            // Put `owner` back only if it still says RETAKING: an M whose
+            // count we missed at step 1 passed its check before our swap,
+            // and may have released the P meanwhile (`release_p` stores 0),
+            // and another M taken it. A plain store would hand the P back to
+            // the first M, stranding it.
+            let _ = p
+                .owner
+                .compare_exchange(RETAKING, owner, Ordering::AcqRel, Ordering::Relaxed);
             return false;
         }
         m.orphaned.store(true, Ordering::Release);

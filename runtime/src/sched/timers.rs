@@ -223,9 +223,30 @@ impl Heap {
         }
     }
 
-    fn retain_live(&mut self) {
-        self.sorted.retain(|entry| !entry.is_dead());
-        self.entries.retain(|entry| !entry.is_dead());
+    /// Removes the dead entries and returns them, for the caller to drop
+    /// after unlocking: an entry may hold the last reference to its timer,
+    /// whose drop closes a channel (taking its lock, readying receivers).
+    fn take_dead(&mut self) -> Vec<Entry> {
+        let mut dead = Vec::new();
+        let mut live = VecDeque::with_capacity(self.sorted.len());
+        for entry in self.sorted.drain(..) {
+            if entry.is_dead() {
+                dead.push(entry);
+            } else {
+                live.push_back(entry);
+            }
+        }
+        self.sorted = live;
+        let mut live = Vec::with_capacity(self.entries.len());
+        for entry in std::mem::take(&mut self.entries).into_vec() {
+            if entry.is_dead() {
+                dead.push(entry);
+            } else {
+                live.push(entry);
+            }
+        }
+        self.entries = BinaryHeap::from(live);
+        dead
     }
 }
 
@@ -262,14 +283,19 @@ impl Timers {
     fn push(&self, when: u64, action: Action) {
         let mut heap = self.heap.lock();
         let len = heap.len();
+        let mut dead = Vec::new();
         if len >= PURGE_MIN && self.dead.load(Ordering::Relaxed) * 2 > len {
-            heap.retain_live();
+            dead = heap.take_dead();
             self.dead.store(0, Ordering::Relaxed);
         }
         let seq = heap.seq;
         heap.seq += 1;
         heap.push(Entry { when, seq, action });
         self.next.store(heap.earliest(), Ordering::Release);
+        // The heap lock is a leaf (HACKING.md): drop the purged entries
+        // after releasing it.
+        drop(heap);
+        drop(dead);
     }
 
     /// Moves up to `BATCH` entries due at `now` into `out`; returns how
@@ -424,10 +450,20 @@ fn with_current_p<R>(what: &str, f: impl FnOnce(&Shared, &P) -> R) -> R {
     match m {
         Some(m) => {
             let shared = m.shared();
-            // An M without a P (inside `blocking()`, or whose P sysmon took)
-            // uses P 0's heap: any heap is locked and run by every M.
-            let p = m.own_p().unwrap_or(&shared.ps[0]);
-            f(shared, p)
+            match m.own_p() {
+                Some(p) => f(shared, p),
+                None => {
+                    // An M without a P (inside `blocking()`, or whose P
+                    // sysmon took) uses P 0's heap: any heap is locked and
+                    // run by every M. But P 0 may be idle, every other M
+                    // asleep with no deadline and sysmon in its deep sleep:
+                    // wake sysmon, which starts an M once the timer is
+                    // overdue (`sysmon.rs`, step 5).
+                    let result = f(shared, &shared.ps[0]);
+                    shared.sysmon.note_busy();
+                    result
+                }
+            }
         }
         None => {
             drop(section);

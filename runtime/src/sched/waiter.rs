@@ -17,7 +17,7 @@
 //! only after the goroutine is off its stack (Go's `chanparkcommit`), which
 //! saves locking twice and re-checking.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
@@ -42,17 +42,29 @@ pub(crate) enum Waiter {
 /// every thread that is not an M is counted here can no one outside the
 /// runtime wake a goroutine.
 ///
-/// A waiter is counted from its creation (it only registers itself before
-/// it blocks) until the party that wakes it uncounts it, before the thread
-/// can run again: so a thread that is running is never counted as blocked.
+/// A thread counts itself only once its waiter is published and it is
+/// committed to sleeping (`ThreadWaiter::commit`, a CAS that fails if it was
+/// woken already), and the party that wakes it uncounts it, before the
+/// thread can run again. So a counted thread is asleep or about to be, with
+/// nothing left to do before its wake. (Counting from the waiter's creation
+/// counted a thread still inside `register`, about to find its condition
+/// holds and run on: a false deadlock if the check came just then.) The two
+/// sides may meet in either order, so the count can dip below zero (wrap)
+/// for a moment: the check then sees a mismatch, and stays silent.
 pub(crate) static FOREIGN_BLOCKED: AtomicUsize = AtomicUsize::new(0);
+
+/// `ThreadWaiter::state`: published, not (yet) counted.
+const WAITING: u8 = 0;
+/// Counted in `FOREIGN_BLOCKED`, asleep or about to sleep.
+const COUNTED: u8 = 1;
+/// Woken; whoever moved it here from `COUNTED` uncounted it.
+const WOKEN: u8 = 2;
 
 /// The state a blocked thread sleeps on.
 pub(crate) struct ThreadWaiter {
-    woken: AtomicBool,
-    /// Whether this waiter is counted in `FOREIGN_BLOCKED`; whoever swaps it
-    /// to false uncounts it.
-    counted: AtomicBool,
+    state: AtomicU8,
+    /// Whether the wait has no deadline, and so may be counted.
+    untimed: bool,
     thread: Thread,
 }
 
@@ -62,9 +74,10 @@ impl Waiter {
         match self {
             Waiter::Goroutine(g) => ready(g),
             Waiter::Thread(waiter) => {
-                waiter.uncount();
-                // Release pairs with the Acquire load in `block`.
-                waiter.woken.store(true, Ordering::Release);
+                // Release pairs with the Acquire loads in `wait`.
+                if waiter.state.swap(WOKEN, Ordering::AcqRel) == COUNTED {
+                    FOREIGN_BLOCKED.fetch_sub(1, Ordering::SeqCst);
+                }
                 waiter.thread.unpark();
             }
         }
@@ -86,43 +99,49 @@ pub(crate) fn block(reason: WaitReason, register: impl FnOnce(Waiter) -> bool) {
     if register(Waiter::Thread(waiter.clone())) {
         waiter.wait();
     }
-    waiter.uncount();
 }
 
 impl ThreadWaiter {
-    /// The calling thread's waiter; `untimed` counts it as blocked for good
-    /// (see [`FOREIGN_BLOCKED`]).
+    /// The calling thread's waiter; an `untimed` one counts itself as
+    /// blocked for good once it commits to sleeping (see [`FOREIGN_BLOCKED`]).
     fn new(untimed: bool) -> Arc<ThreadWaiter> {
-        if untimed {
-            FOREIGN_BLOCKED.fetch_add(1, Ordering::SeqCst);
-        }
         Arc::new(ThreadWaiter {
-            woken: AtomicBool::new(false),
-            counted: AtomicBool::new(untimed),
+            state: AtomicU8::new(WAITING),
+            untimed,
             thread: std::thread::current(),
         })
     }
 
-    fn uncount(&self) {
-        if self.counted.swap(false, Ordering::AcqRel) {
-            FOREIGN_BLOCKED.fetch_sub(1, Ordering::SeqCst);
+    /// Counts the thread as blocked, unless it was woken already. Called
+    /// after the waiter is published, right before sleeping.
+    fn commit(&self) {
+        if self.untimed
+            && self
+                .state
+                .compare_exchange(WAITING, COUNTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            FOREIGN_BLOCKED.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    fn woken(&self) -> bool {
+        self.state.load(Ordering::Acquire) == WOKEN
     }
 
     /// Blocks until woken.
     pub(crate) fn wait(&self) {
-        while !self.woken.load(Ordering::Acquire) {
+        self.commit();
+        while !self.woken() {
             std::thread::park();
         }
-        self.uncount();
     }
 
-    /// Blocks until woken or until `deadline`; returns whether woken.
+    /// Blocks until woken or until `deadline`; returns whether woken. A
+    /// timed wait is never counted: it ends by itself.
     pub(crate) fn wait_until(&self, deadline: Instant) -> bool {
-        // It wakes itself: not blocked for good.
-        self.uncount();
         loop {
-            if self.woken.load(Ordering::Acquire) {
+            if self.woken() {
                 return true;
             }
             let now = Instant::now();
@@ -161,12 +180,6 @@ pub(crate) fn prepare_wait_for(timed: bool) -> (Waiter, WaitHandle) {
     drop(section);
     let waiter = ThreadWaiter::new(!timed);
     (Waiter::Thread(waiter.clone()), WaitHandle::Thread(waiter))
-}
-
-impl Drop for ThreadWaiter {
-    fn drop(&mut self) {
-        self.uncount();
-    }
 }
 
 /// Waits until the waiter queued under `lock` is woken, releasing `lock`

@@ -10,17 +10,29 @@
 //!   either sees zero or is already queued: no wakeup is lost.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
 
 use crate::sched::{block, WaitReason, Waiter};
+use crate::util::SpinLock;
 
 /// Waits for a collection of goroutines (or threads) to finish.
 ///
 /// Share it with `Arc`. `wait` parks a goroutine, or blocks a foreign thread.
-#[derive(Default)]
 pub struct WaitGroup {
     count: AtomicI64,
-    waiters: Mutex<Vec<Waiter>>,
+    /// A spin lock, which keeps its holder from being preempted: a
+    /// `std::sync::Mutex` held by a preempted goroutine would block any
+    /// goroutine of the same M that `add`s or `wait`s (a thread-level
+    /// wait, until sysmon hands the P off).
+    waiters: SpinLock<Vec<Waiter>>,
+}
+
+impl Default for WaitGroup {
+    fn default() -> WaitGroup {
+        WaitGroup {
+            count: AtomicI64::new(0),
+            waiters: SpinLock::new(Vec::new()),
+        }
+    }
 }
 
 impl WaitGroup {
@@ -70,8 +82,8 @@ impl WaitGroup {
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> crate::util::SpinLockGuard<'_, Vec<Waiter>> {
+        self.waiters.lock()
     }
 }
 

@@ -4,4 +4,4 @@ mod biased_lock;
 mod spin_lock;
 
 pub(crate) use biased_lock::{BiasedLock, BiasedLockGuard, RawBiasedLock};
-pub(crate) use spin_lock::{RawSpinLock, SpinLock};
+pub(crate) use spin_lock::{RawSpinLock, SpinLock, SpinLockGuard};

@@ -639,3 +639,43 @@ fn a_read_timeout_of_duration_max_parks_once() {
         assert_eq!(&reader.join().unwrap(), b"ok");
     });
 }
+
+/// With epoll, the only M may sleep in `epoll_wait`, on no idle list. A
+/// goroutine readied from a foreign thread then needs that M (no other may
+/// start, `max_threads` 1): the waker must ring the poller's doorbell, or
+/// the goroutine waits for network I/O that never comes.
+#[test]
+fn a_goroutine_readied_from_outside_reaches_the_only_m_in_epoll_wait() {
+    let runtime = Runtime::builder()
+        .procs(1)
+        .max_threads(1)
+        .netpoll(Backend::Epoll)
+        .build()
+        .expect("build runtime");
+    let (tx, rx) = goro_runtime::chan::bounded::<u32>(0);
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send(7).unwrap();
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let got = runtime.block_on(move || {
+            // Start the netpoller: a read that times out registers a socket.
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(1)))
+                .unwrap();
+            assert!(stream.read(&mut [0u8; 1]).is_err());
+            // Now the only M has nothing to do but block in epoll_wait.
+            rx.recv().unwrap()
+        });
+        let _ = done_tx.send(got);
+    });
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(10)),
+        Ok(7),
+        "the goroutine was never run"
+    );
+    sender.join().unwrap();
+}

@@ -267,6 +267,7 @@ impl Idle {
             if spinning {
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
             }
+            break_netpoll(shared);
             if !self.warned_max_threads.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     max = shared.config.max_threads,
@@ -287,6 +288,7 @@ impl Idle {
                 synced.idle_ps.push(index);
                 self.npidle.fetch_add(1, Ordering::SeqCst);
                 drop(synced);
+                break_netpoll(shared);
                 if spinning {
                     self.nmspinning.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -394,6 +396,15 @@ fn wake(m: &M) {
 /// (step 5): either that M sees our G, or we see it gone and wake one. Without
 /// the fence the push could sit in our store buffer while we read a stale
 /// `npidle == 0`, stranding the G with no M to run it.
+/// No M could be started for an idle P: an M blocked in `epoll_wait`
+/// (epoll backend) is on no idle list, so ring its doorbell, and it takes
+/// the P when it wakes (Go's `netpollBreak` in the same place).
+fn break_netpoll(shared: &Shared) {
+    if let Some(poller) = shared.netpoll.get() {
+        poller.interrupt();
+    }
+}
+
 pub(crate) fn wakep_global(shared: &Shared) {
     fence(Ordering::SeqCst);
     wakep(shared);

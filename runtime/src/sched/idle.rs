@@ -391,11 +391,6 @@ fn wake(m: &M) {
     futex::wake_raw(address, 1);
 }
 
-/// `wakep` after a push to the global queue (from a thread without a P).
-/// The SeqCst fence pairs with the one an M issues after it stops spinning
-/// (step 5): either that M sees our G, or we see it gone and wake one. Without
-/// the fence the push could sit in our store buffer while we read a stale
-/// `npidle == 0`, stranding the G with no M to run it.
 /// No M could be started for an idle P: an M blocked in `epoll_wait`
 /// (epoll backend) is on no idle list, so ring its doorbell, and it takes
 /// the P when it wakes (Go's `netpollBreak` in the same place).
@@ -405,6 +400,11 @@ fn break_netpoll(shared: &Shared) {
     }
 }
 
+/// `wakep` after a push to the global queue (from a thread without a P).
+/// The SeqCst fence pairs with the one an M issues after it stops spinning
+/// (step 5): either that M sees our G, or we see it gone and wake one. Without
+/// the fence the push could sit in our store buffer while we read a stale
+/// `npidle == 0`, stranding the G with no M to run it.
 pub(crate) fn wakep_global(shared: &Shared) {
     fence(Ordering::SeqCst);
     wakep(shared);

@@ -99,12 +99,15 @@
 //! 1. An M pushes a [`Request`] on a lock-free queue (crossbeam `Injector`).
 //! 2. It issues a SeqCst fence and reads `parked`. Only if `parked` is set
 //!    (and it wins the swap to false) does it write the eventfd: one wake per
-//!    sleep, not per request.
+//!    sleep, not per request. A timer request due no earlier than the
+//!    poller's planned wake-up wakes it only once the queue is long
+//!    ("Deadlines").
 //! 3. The poller drains the whole queue into the ring (one `io_uring_enter`
 //!    submits the batch), fires due timers, reaps without blocking, and hands
 //!    each batch of events to the handler in one call.
-//! 4. With nothing reaped it stores `parked = true` (SeqCst), looks at the
-//!    queue once more, and only then blocks until the earliest timer. The two
+//! 4. With nothing reaped it publishes its planned wake-up (`sleep_until`),
+//!    stores `parked = true` (SeqCst), looks at the queue once more, and
+//!    only then blocks until the earliest timer. The two
 //!    SeqCst operations close the race with step 2: either the M sees
 //!    `parked` and wakes, or the poller sees the request.
 //!

@@ -117,8 +117,9 @@
 //!    `owner` is now visible here;
 //! 4. read the count again: non-zero, so the M may be using its P: put
 //!    `owner` back, by compare-exchange from `RETAKING` (the M may have
-//!    released the P meanwhile, and another M taken it). Zero: any later check by the M sees `RETAKING` or its
-//!    loss, so clear `owner` and hand the P to another M (`Idle::handoff_p`).
+//!    released the P meanwhile, and another M taken it). Zero: any later
+//!    check by the M sees `RETAKING` or its loss, so clear `owner` and hand
+//!    the P to another M (`Idle::handoff_p`).
 //!
 //! An M that sees `RETAKING` waits until step 4 settles it. This is the
 //! Dekker pattern with the M's side free of fences (Linux's `membarrier(2)`
@@ -348,8 +349,6 @@ fn start_for_overdue_timers(shared: &Shared, now: u64) {
         super::idle::wakep(shared);
     }
 }
-
-impl Sysmon {}
 
 fn run(shared: &Shared) {
     thread::set_timer_slack(1_000);

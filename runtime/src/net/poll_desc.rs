@@ -493,6 +493,15 @@ impl<S: AsRawFd> Pollable<S> {
             };
         };
         let desc = registration.desc;
+        // Retry without parking (a switch out and back) when the answer is
+        // known already; the look under the lock below is the one that
+        // counts.
+        let Some(since) = since else {
+            return Ok(());
+        };
+        if desc.edges[dir as usize].load(Ordering::Acquire) != since {
+            return Ok(());
+        }
         let poller = &registration.poller;
         let mut armed = None;
         let reason = match dir {
@@ -508,7 +517,7 @@ impl<S: AsRawFd> Pollable<S> {
             // Under the direction's lock, which the handler holds while it
             // counts an edge and takes the waiters: either the count moved
             // before this look, or the handler finds this waiter.
-            if since != Some(desc.edges[dir as usize].load(Ordering::Acquire)) {
+            if desc.edges[dir as usize].load(Ordering::Acquire) != since {
                 return false;
             }
             state.seq = state.seq.wrapping_add(1);

@@ -154,11 +154,14 @@ fn timer_stop_prevents_firing_and_reset_rearms() {
     }
 }
 
-/// Go's ticker keeps its period while the P is busy: ticks are not
-/// delayed by lateness, so the n-th tick never comes before n periods, and
-/// a receiver that keeps up gets close to one tick per period.
+/// A ticker keeps ticking while every P is busy, and its n-th tick never
+/// comes before n periods. That lateness does not accumulate into drift (the
+/// next tick is due one period after the last *due* time, not after the
+/// late fire) is a rule about due times, checked without a clock in
+/// `sched::timers`' unit tests: a bound on wall time here would be a speed
+/// claim, which a stolen CI machine breaks.
 #[test]
-fn ticker_keeps_its_period_under_load() {
+fn a_ticker_ticks_under_load_and_never_early() {
     for procs in [1, 2] {
         common::runtime(procs).block_on(|| {
             // Load: goroutines that yield in a loop, keeping every P busy.
@@ -183,7 +186,6 @@ fn ticker_keeps_its_period_under_load() {
             for _ in 0..20 {
                 ticks.push(ticker.receiver().recv().unwrap());
             }
-            let elapsed = start.elapsed();
             ticker.stop();
             stop.store(true, Ordering::Relaxed);
             for loader in loaders {
@@ -195,9 +197,6 @@ fn ticker_keeps_its_period_under_load() {
                     "tick {index} came early"
                 );
             }
-            // Phase-locked: 20 ticks take about 20 periods, not 20 periods
-            // plus accumulated lateness. Generous bound for a noisy machine.
-            assert!(elapsed < period * 20 * 3, "20 ticks took {elapsed:?}");
         });
     }
 }

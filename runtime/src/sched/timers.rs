@@ -381,9 +381,9 @@ impl Timers {
             return false;
         }
         let keep = timer.action.fire(now);
-        if let Some(missed) = now.saturating_sub(when).checked_div(period) {
+        if period != 0 {
             if keep {
-                let next = when.saturating_add(period.saturating_mul(missed + 1));
+                let next = next_periodic(when, period, now);
                 self.push(next, Action::Fire(timer, generation));
             } else {
                 timer.state.fetch_and(!1, Ordering::AcqRel);
@@ -391,6 +391,15 @@ impl Timers {
         }
         true
     }
+}
+
+/// The next due time of a periodic timer that was due at `when` and fired
+/// at `now`: the first `when + k·period` after `now`, as Go's ticker
+/// computes it (`when += period * (1 + (now - when) / period)`). Slots
+/// missed while the timer was late are skipped, and the phase is kept.
+fn next_periodic(when: u64, period: u64, now: u64) -> u64 {
+    let missed = now.saturating_sub(when) / period;
+    when.saturating_add(period.saturating_mul(missed + 1))
 }
 
 /// Runs the due timers of `p`, which the calling M holds. Cheap when none is
@@ -531,5 +540,33 @@ pub(crate) fn stop<F: ?Sized>(timer: &Timer<F>) -> bool {
 fn count_dead<F: ?Sized>(shared: &Shared, timer: &Timer<F>) {
     if let Some(p) = shared.ps.get(timer.heap.load(Ordering::Relaxed)) {
         p.timers.dead.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_periodic;
+
+    #[test]
+    fn a_late_periodic_timer_keeps_its_phase() {
+        // Due at 100 with a period of 10.
+        assert_eq!(next_periodic(100, 10, 100), 110, "on time");
+        assert_eq!(next_periodic(100, 10, 103), 110, "3 late: 110, not 113");
+        assert_eq!(
+            next_periodic(100, 10, 125),
+            130,
+            "slots 110 and 120 skipped"
+        );
+        assert_eq!(
+            next_periodic(100, 10, 130),
+            140,
+            "fired on slot 130: the next"
+        );
+        assert_eq!(next_periodic(50, 10, 30), 60, "a clock read before `when`");
+        assert_eq!(
+            next_periodic(u64::MAX - 5, 10, u64::MAX),
+            u64::MAX,
+            "saturates"
+        );
     }
 }

@@ -18,7 +18,7 @@ measure=3; warm=1
 [ -n "${QUICK:-}" ] && { measure=1; warm=1; }
 
 cd "$here"
-cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex --bench sleepers --bench preempt >/dev/null 2>&1
+cargo bench --no-run --bench sched --bench chan --bench idle_rss --bench mutex --bench sleepers --bench preempt --bench alloc >/dev/null 2>&1
 # 100,000 sleeping goroutines need 200,000 stack mappings: raise
 # vm.max_map_count for this run if we can (root), and restore it on exit.
 sleepers=100000
@@ -56,7 +56,7 @@ bash "$yard" micro pingpong 2
 
 echo "== goro =="
 # criterion's "time: [low mid high]" → FIGURE lines with the median estimate.
-for bench in sched chan mutex; do
+for bench in sched chan mutex alloc; do
 cargo bench --bench "$bench" -- --measurement-time "$measure" --warm-up-time "$warm" 2>/dev/null |
   awk '/time:/ { name=$1; gsub(/[\[\]]/, ""); for (i=1;i<=NF;i++) if ($i=="time:") { mid=$(i+3); unit=$(i+4) }
         printf "FIGURE peer=goro bench=%s value=%s unit=%s/iter\n", name, mid, unit }'

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -429,4 +430,135 @@ fn a_goroutine_holding_preempt_disable_is_never_preempted() {
     });
     assert!(same_thread, "the guarded goroutine changed threads");
     assert!(!sleeper_ran_inside, "the guarded goroutine was preempted");
+}
+
+/// Integer work the optimiser cannot drop, in this program's own code.
+fn busy(rounds: u32) {
+    let mut x = 1u64;
+    for _ in 0..rounds {
+        x = std::hint::black_box(x.wrapping_mul(3));
+    }
+}
+
+/// `System`'s allocator behind a spin in this program's own code: a place
+/// async preemption may land, as it may inside jemalloc or mimalloc. On a
+/// runtime of one P, `witness_runs` moves only while the allocating
+/// goroutine is switched out; a call that sees it move was preempted inside
+/// the allocator.
+struct SpinningAllocator {
+    witness_runs: AtomicU64,
+    calls: AtomicU64,
+    interrupted: AtomicU64,
+}
+
+impl SpinningAllocator {
+    const fn new() -> SpinningAllocator {
+        SpinningAllocator {
+            witness_runs: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            interrupted: AtomicU64::new(0),
+        }
+    }
+}
+
+// SAFETY: allocation is `System`'s, with the caller's layout unchanged.
+unsafe impl GlobalAlloc for SpinningAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let before = self.witness_runs.load(Ordering::SeqCst);
+        busy(2_000);
+        if self.witness_runs.load(Ordering::SeqCst) != before {
+            self.interrupted.fetch_add(1, Ordering::SeqCst);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `layout`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// On one P with 1 ms slices, one goroutine allocates through `allocator`
+/// in a loop that never yields (half its time inside the allocator), and a witness goroutine counts its own runs
+/// (each one a preemption of the allocator's caller), until 20 have
+/// happened. Returns (witness runs, allocations, allocations preempted).
+fn preempt_while_allocating<A: GlobalAlloc + Sync>(
+    allocator: &'static A,
+    spinning: &'static SpinningAllocator,
+) -> (u64, u64, u64) {
+    const WANTED: u64 = 20;
+    let rt = runtime(1, Duration::from_millis(1));
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let witness = {
+            let stop = stop.clone();
+            go(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    spinning.witness_runs.fetch_add(1, Ordering::SeqCst);
+                    yield_now();
+                }
+            })
+        };
+        let allocating = go(move || {
+            let layout = Layout::from_size_align(64, 8).unwrap();
+            let first = spinning.witness_runs.load(Ordering::SeqCst);
+            let started = Instant::now();
+            while spinning.witness_runs.load(Ordering::SeqCst) - first < WANTED
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                // SAFETY: a 64-byte layout, freed at once with the same
+                // layout by the same allocator.
+                unsafe {
+                    let block = allocator.alloc(layout);
+                    assert!(!block.is_null());
+                    allocator.dealloc(block, layout);
+                }
+                // As long outside the allocator as inside, so that a
+                // preemption refused inside soon lands out here.
+                busy(2_000);
+            }
+            stop.store(true, Ordering::SeqCst);
+            spinning.witness_runs.load(Ordering::SeqCst) - first
+        });
+        let runs = allocating.join().unwrap();
+        witness.join().unwrap();
+        (
+            runs,
+            spinning.calls.load(Ordering::SeqCst),
+            spinning.interrupted.load(Ordering::SeqCst),
+        )
+    })
+}
+
+/// The hazard `PreemptOffAllocator` exists for: without it, preemption
+/// lands inside an allocator compiled into the program (this test's
+/// allocator spins in its own code, as jemalloc's fast path runs in the
+/// program's). Also shows that the test below can see a preemption inside.
+#[test]
+fn an_allocator_compiled_into_the_program_can_be_preempted_inside() {
+    static BARE: SpinningAllocator = SpinningAllocator::new();
+    let (runs, calls, interrupted) = preempt_while_allocating(&BARE, &BARE);
+    assert!(runs >= 20, "only {runs} preemptions in 60 s");
+    assert!(
+        interrupted > 0,
+        "none of {runs} preemptions landed in {calls} allocations"
+    );
+}
+
+#[test]
+fn a_preempt_off_allocator_is_never_preempted_inside() {
+    static WRAPPED: preempt::PreemptOffAllocator<SpinningAllocator> =
+        preempt::PreemptOffAllocator::new(SpinningAllocator::new());
+    let (runs, calls, interrupted) = preempt_while_allocating(&WRAPPED, WRAPPED.inner());
+    assert!(
+        runs >= 20,
+        "only {runs} preemptions in 60 s: the caller was never preempted between calls"
+    );
+    assert!(calls > 0);
+    assert_eq!(
+        interrupted, 0,
+        "{interrupted} of {calls} allocations preempted inside"
+    );
 }

@@ -10,8 +10,16 @@
 //!
 //! `GORO_DEBUG=asyncpreemptoff=1` turns async preemption off for the whole
 //! process; blocked-M handoff and `blocking()` keep working.
+//!
+//! A program whose global allocator is compiled into it (jemalloc, mimalloc)
+//! wraps it in [`PreemptOffAllocator`], so that no goroutine is stopped
+//! inside it holding that thread's allocator state (`allocator.rs`).
+
+mod allocator;
 
 use std::marker::PhantomData;
+
+pub use allocator::PreemptOffAllocator;
 
 use crate::sched::locks;
 use crate::sched::m::{current_m, M};

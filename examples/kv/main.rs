@@ -62,10 +62,10 @@
 //! deadlines. One expiry goroutine wakes every 100 ms (Redis's `hz 10`) and
 //! has each shard pop what is due. It sleeps on a goro timer
 //! (`goro::time::sleep`). For `locks` it takes each shard's lock in turn; for
-//! `owners` it queues an `Expire` message to each owner. A `Ticker` was the
-//! first design, but receiving from a ticker's channel can livelock the
-//! runtime (`tests/ticker_recv_deadlock.rs`). The sleep loop uses the same
-//! timers without that channel. Each tick pops at most 2,000 deadlines per
+//! `owners` it queues an `Expire` message to each owner. The sleep loop uses
+//! the same timers as a `Ticker`, without its channel; a `Ticker` was the
+//! first design, and receiving from it found a runtime livelock, fixed since
+//! (`tests/ticker_recv_deadlock.rs`). Each tick pops at most 2,000 deadlines per
 //! shard, which bounds the time a lock is held. A deadline that no longer matches
 //! its key is skipped. The heap is rebuilt when stale items outnumber keys
 //! two to one. Per-key goro timers were rejected. A timer per key means one

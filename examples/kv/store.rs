@@ -145,9 +145,9 @@ impl Store {
 
     /// Active expiry: every `EXPIRE_PERIOD`, each shard drops its due keys
     /// (bounded per shard, so no lock is held long); owners get an
-    /// `Expire` message in their queue instead. A sleep loop rather than a
-    /// `Ticker`: receiving from a ticker's channel can deadlock the runtime
-    /// (tests/ticker_recv_deadlock.rs).
+    /// `Expire` message in their queue instead. A sleep loop: expiry needs
+    /// no phase-locked period, so a `Ticker`'s channel adds nothing (the
+    /// module doc tells how a `Ticker` here once found a runtime bug).
     fn expire_loop(&self) {
         while !self.stopping.load(Ordering::Acquire) {
             goro::time::sleep(EXPIRE_PERIOD);

@@ -557,3 +557,42 @@ fn select_and_timeouts_from_a_foreign_thread() {
     let got = select! { recv(rx) -> v => v.unwrap() };
     assert_eq!(got, 7);
 }
+
+/// A select's deadline is armed while the select still holds its channels'
+/// locks. Arming once purged the P's timer heap of stopped timers right
+/// there, and a purged entry can hold the last sender of a channel the
+/// select has locked (a `Timer` dropped while a clone of its receiver
+/// lives), so closing it re-took a lock its own M held: the M spun for good.
+/// Now purging runs only where no lock is held.
+#[test]
+fn a_select_deadline_armed_among_stopped_timers_does_not_hang() {
+    let (finished_tx, finished_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = common::runtime(1).block_on(|| {
+            let timer = time::Timer::new(Duration::from_secs(3600));
+            let receiver = timer.receiver().clone();
+            drop(timer);
+            // 64 entries, all dead: the next arming finds the heap ripe
+            // for a purge.
+            for _ in 0..63 {
+                drop(time::Timer::new(Duration::from_secs(3600)));
+            }
+            let first = receiver.recv_timeout(Duration::from_millis(10));
+            // The purge after that select dropped the timer's last sender.
+            let second = receiver.recv_timeout(Duration::from_secs(10));
+            (first, second)
+        });
+        let _ = finished_tx.send(outcome);
+    });
+    let (first, second) = finished_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a select arming its deadline among stopped timers hung");
+    assert!(
+        matches!(
+            first,
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Closed)
+        ),
+        "{first:?}"
+    );
+    assert_eq!(second, Err(RecvTimeoutError::Closed));
+}

@@ -513,6 +513,8 @@ pub fn run(cases: &mut [&mut dyn SelectCase], mode: Mode) -> Option<usize> {
     unsafe { locks.unlock_all() };
     if let Some(timer) = &timer {
         timers::stop(&**timer);
+        // Not in the park's closure, which arms under the channel locks.
+        timers::purge_own();
     }
     if winner == TIMED_OUT {
         return None;

@@ -280,21 +280,39 @@ impl Timers {
         self.next.load(Ordering::Acquire)
     }
 
+    /// Adds an entry. Never drops one: `push` runs where the caller may
+    /// hold channel locks (a select arms its deadline before releasing
+    /// them), and dropping a dead entry may close a channel ([`purge`]).
+    ///
+    /// [`purge`]: Timers::purge
     fn push(&self, when: u64, action: Action) {
         let mut heap = self.heap.lock();
-        let len = heap.len();
-        let mut dead = Vec::new();
-        if len >= PURGE_MIN && self.dead.load(Ordering::Relaxed) * 2 > len {
-            dead = heap.take_dead();
-            self.dead.store(0, Ordering::Relaxed);
-        }
         let seq = heap.seq;
         heap.seq += 1;
         heap.push(Entry { when, seq, action });
         self.next.store(heap.earliest(), Ordering::Release);
-        // The heap lock is a leaf (HACKING.md): drop the purged entries
-        // after releasing it.
-        drop(heap);
+    }
+
+    /// Drops the dead entries once they are most of a heap of at least
+    /// `PURGE_MIN`. The caller holds no lock: a dead entry may hold the last
+    /// reference to its timer, and dropping that drops the timer's channel
+    /// sender, which may close the channel (taking its lock, readying its
+    /// receivers). The heap lock itself is a leaf (HACKING.md), so the
+    /// entries are dropped after it is released.
+    fn purge(&self) {
+        // `dead * 2 > len >= PURGE_MIN` needs this much; most calls stop here.
+        if self.dead.load(Ordering::Relaxed) * 2 <= PURGE_MIN {
+            return;
+        }
+        let dead = {
+            let mut heap = self.heap.lock();
+            let len = heap.len();
+            if len < PURGE_MIN || self.dead.load(Ordering::Relaxed) * 2 <= len {
+                return;
+            }
+            self.dead.store(0, Ordering::Relaxed);
+            heap.take_dead()
+        };
         drop(dead);
     }
 
@@ -522,6 +540,25 @@ pub(crate) fn arm(timer: &TimerRef, when: u64) -> bool {
         p.timers.push(when, Action::Fire(timer.clone(), generation));
         was_armed
     })
+}
+
+/// Purges the current P's heap of dead entries if they are most of it
+/// ([`Timers::purge`]). The caller holds no lock. Called where timers are
+/// armed and stopped (a `Timer`'s arming, a select with a deadline), so that
+/// a heap of stopped timers cannot grow until their deadlines; `arm` itself
+/// may run under channel locks, so it never purges.
+pub(crate) fn purge_own() {
+    let section = super::locks::Section::enter();
+    // SAFETY: a non-null current M is this thread's live M.
+    let Some(m) = (unsafe { current_m().as_ref() }) else {
+        return;
+    };
+    let Some(p) = m.own_p() else { return };
+    // The count stays raised while P's heap is used: the goroutine cannot
+    // move off this M (and P) meanwhile. Dropping the purged entries may
+    // close channels, which raises the count again (it nests).
+    p.timers.purge();
+    drop(section);
 }
 
 /// Stops `timer`; returns whether it was armed (and so will now not fire).

@@ -36,7 +36,9 @@ type ChannelTimer = Arc<timers::Timer<SendTime>>;
 /// Arms `timer` to fire after `duration`; returns whether it was armed.
 fn arm(timer: &ChannelTimer, duration: Duration) -> bool {
     let erased: TimerRef = timer.clone();
-    timers::arm(&erased, timers::deadline_after(duration))
+    let was_armed = timers::arm(&erased, timers::deadline_after(duration));
+    timers::purge_own();
+    was_armed
 }
 
 /// Arms a new channel timer; returns it and its receiver.

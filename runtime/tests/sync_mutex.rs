@@ -314,3 +314,43 @@ fn stress_mutex_many_goroutines() {
         });
     }
 }
+
+/// Unlocking a starving mutex hands it to the front waiter and yields so
+/// that it runs now; under `preempt::disable()` a switch is fatal, so the
+/// unlock must not yield there. On 1 P: the waiter parks, the holder keeps
+/// the lock past the 1 ms threshold, unlocks and re-locks before the woken
+/// waiter runs, so the waiter fails again and sets starvation mode; the
+/// holder then unlocks while pinned. (Without the fix the process aborts.)
+#[test]
+fn unlocking_a_starving_mutex_while_pinned_does_not_switch() {
+    common::runtime(1).block_on(|| {
+        let mutex = Arc::new(Mutex::new(0u32));
+        // A first contended lock: the process's first parking waiter pays
+        // the `membarrier` registration (milliseconds), which would eat
+        // the holder's first sleep below.
+        let guard = mutex.lock();
+        let first = {
+            let mutex = mutex.clone();
+            goro_runtime::go(move || drop(mutex.lock()))
+        };
+        goro_runtime::time::sleep(Duration::from_millis(1));
+        drop(guard);
+        first.join().unwrap();
+        let mut guard = mutex.lock();
+        let waiter = {
+            let mutex = mutex.clone();
+            goro_runtime::go(move || *mutex.lock() += 1)
+        };
+        // Sleeping (parked), the holder lets the waiter run and park.
+        goro_runtime::time::sleep(Duration::from_millis(3));
+        drop(guard);
+        guard = mutex.lock();
+        goro_runtime::time::sleep(Duration::from_millis(3));
+        {
+            let _pinned = goro_runtime::preempt::disable();
+            drop(guard);
+        }
+        waiter.join().unwrap();
+        assert_eq!(*mutex.lock(), 1);
+    });
+}

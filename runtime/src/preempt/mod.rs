@@ -67,6 +67,15 @@ pub fn disable() -> PreemptGuard {
     }
 }
 
+/// Whether the calling goroutine holds a [`disable`] guard (so it must not
+/// switch out).
+pub(crate) fn pinned() -> bool {
+    // The count keeps us on this M while its field is read.
+    let _section = locks::Section::enter();
+    // SAFETY: a non-null current M is this thread's live M.
+    unsafe { current_m().as_ref() }.is_some_and(|m| m.preempt_off.get() != 0)
+}
+
 impl Drop for PreemptGuard {
     fn drop(&mut self) {
         let m = current_m();

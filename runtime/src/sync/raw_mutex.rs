@@ -90,10 +90,15 @@
 //! the waiter's count reads `state` after its own locked CAS, so it sees
 //! the count.
 //!
-//! A waiter may set `STARVING` just after the holder's first read of `state`
-//! and so find the lock released in normal mode with `STARVING` set. Step 4
-//! covers it: the starving waiter takes the free lock itself, or whoever
-//! took it first sees `STARVING` at its unlock and hands off.
+//! A waiter may set `STARVING` just after the holder's first read of `state`,
+//! so that the holder releases in normal mode. Two cases, by Dekker again:
+//! - the waiter's step 4 sees `held == 0`: it takes the free lock itself, or
+//!   whoever took it first sees `STARVING` at its unlock and hands off;
+//! - it sees `held == 1` and sleeps: then the holder's read after its release
+//!   sees `STARVING`, takes the lock back if it is still free, and unlocks
+//!   again, now handing off (`reclaim_for_handoff`). Without that step the
+//!   waiter slept on a free lock until some other goroutine happened to lock
+//!   it (Go's single-word unlock reads the flag in the same atomic add).
 //!
 //! # Invariants
 //!
@@ -254,9 +259,38 @@ impl RawMutex {
         self.held.store(0, Ordering::Release);
         // Dekker with the parking waiter's `fence::heavy` (module doc).
         fence::light();
-        let state = self.state.load(Ordering::Relaxed);
+        self.after_release(self.state.load(Ordering::Relaxed));
+    }
+
+    /// The unlocker's duty once `held` is 0, given `state` read after the
+    /// release: wake a waiter to compete, or, if the mutex went into
+    /// starvation mode since the unlocker's first read, see that the
+    /// starving waiter gets the lock.
+    #[inline]
+    fn after_release(&self, state: u32) {
         if state >= ONE_WAITER && state & (WOKEN | STARVING) == 0 {
             self.wake_one();
+        } else if state & STARVING != 0 {
+            self.reclaim_for_handoff();
+        }
+    }
+
+    /// A waiter set `STARVING` between our first read of `state` and our
+    /// release, saw `held` still 1 and went to sleep: nobody else will wake
+    /// it (the next locker might never come). Take the lock back if it is
+    /// still free and unlock it again, which now hands it off. If somebody
+    /// took it first (the starving waiter itself in step 4, or a newcomer),
+    /// their unlock hands off. If `STARVING` was cleared meanwhile, the
+    /// second unlock is a normal one.
+    #[cold]
+    fn reclaim_for_handoff(&self) {
+        if self
+            .held
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            // SAFETY: we hold the lock again (the CAS just above).
+            unsafe { self.unlock() };
         }
     }
 
@@ -268,7 +302,10 @@ impl RawMutex {
         if self.state.load(Ordering::Relaxed) & STARVING != 0 {
             // Only the owner clears STARVING, so it is still set: hand the
             // lock (`held` stays 1) to the front waiter and let it run now.
-            if self.sema.release(true) {
+            // Not while pinned by `preempt::disable()`, where a switch is
+            // fatal, nor while unwinding (a switch could move the panic to
+            // another thread's count): the waiter runs a little later.
+            if self.sema.release(true) && !crate::preempt::pinned() && !std::thread::panicking() {
                 crate::sched::yield_now();
             }
             return;
@@ -277,10 +314,7 @@ impl RawMutex {
         if self.held.swap(0, Ordering::SeqCst) == 0 {
             fatal("sync: unlock of unlocked mutex");
         }
-        let state = self.state.load(Ordering::SeqCst);
-        if state >= ONE_WAITER && state & (WOKEN | STARVING) == 0 {
-            self.wake_one();
-        }
+        self.after_release(self.state.load(Ordering::SeqCst));
     }
 
     /// Wakes the front waiter to compete for the lock, unless the lock is

@@ -596,3 +596,23 @@ fn a_select_deadline_armed_among_stopped_timers_does_not_hang() {
     );
     assert_eq!(second, Err(RecvTimeoutError::Closed));
 }
+
+/// `select! {}` blocks forever, on a plain thread too (it used to panic
+/// there: "park() called outside a goroutine"). The thread is left blocked;
+/// the test process exits past it.
+#[test]
+fn an_empty_select_blocks_a_plain_thread() {
+    let (ended_tx, ended_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(|| -> () {
+            select! {}
+        });
+        let _ = ended_tx.send(outcome.is_err());
+    });
+    // Long enough for a panic's backtrace to be printed first.
+    match ended_rx.recv_timeout(Duration::from_secs(2)) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        Ok(panicked) => panic!("select! {{}} ended on a plain thread (panicked: {panicked})"),
+        Err(error) => panic!("{error}"),
+    }
+}

@@ -368,8 +368,10 @@ impl Locks {
     }
 }
 
-/// A small, fast random number (xorshift64*), per thread. Thread-local is
-/// fine here: nothing is held across a switch.
+/// A small, fast random number (xorshift64*), per thread. The "locks"
+/// count keeps the goroutine on its thread between reading the state and
+/// writing it back: an async preemption there would move it, and it would
+/// write the old thread's state while a goroutine there uses it.
 fn random() -> u64 {
     use std::cell::Cell;
     use std::sync::atomic::AtomicU64;
@@ -379,6 +381,7 @@ fn random() -> u64 {
             SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ timers::now() | 1
         );
     }
+    let _section = crate::sched::locks::Section::enter();
     STATE.with(|state| {
         let mut x = state.get();
         x ^= x >> 12;
@@ -432,10 +435,16 @@ pub fn run(cases: &mut [&mut dyn SelectCase], mode: Mode) -> Option<usize> {
         return None;
     };
     if count == 0 {
-        // `select! {}`: block forever.
+        // `select! {}`: block forever (a goroutine parks; a thread blocks,
+        // counted as blocked for the deadlock check).
         // SAFETY: locked above (nothing).
         unsafe { locks.unlock_all() };
-        park(WaitReason::Select, |_| true);
+        let (waiter, handle) = prepare_wait_for(false);
+        drop(waiter);
+        match handle {
+            WaitHandle::Goroutine => park(WaitReason::Select, |_| true),
+            WaitHandle::Thread(thread) => thread.wait(),
+        }
         unreachable!("goro: a select with no cases was woken");
     }
     // 3. Enqueue on every channel, park once.

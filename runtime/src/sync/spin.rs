@@ -46,6 +46,10 @@ pub(crate) fn can_spin(round: u32) -> bool {
     if round >= ACTIVE_SPIN || !multi_core() {
         return false;
     }
+    // The count keeps the goroutine on this M (and the M on its P) while
+    // their fields are read: a preemption between reading the M and reading
+    // its P would leave us reading another thread's cells.
+    let _section = crate::sched::locks::Section::enter();
     // SAFETY: a non-null current M is this thread's live M.
     let Some(m) = (unsafe { current_m().as_ref() }) else {
         return true;

@@ -3,7 +3,8 @@
 //!
 //! # Protocol
 //!
-//! 1. **Enter.** The M marks its P's owner word `M | SYSCALL` (one store:
+//! 1. **Enter.** The M marks its P's owner word `M | SYSCALL` (a
+//!    compare-exchange from `M`, waiting out a sysmon retake in progress:
 //!    the P is now retakeable), bumps the P's `syscalltick`, and runs `f`
 //!    with no P and no current goroutine. Nothing is handed off yet: most
 //!    calls are short, and handing off costs a wake (15–30 µs here).
@@ -32,7 +33,7 @@ use std::sync::atomic::Ordering;
 
 use crate::sched::locks;
 use crate::sched::m::{current_m, Pending, M};
-use crate::sched::p::SYSCALL;
+use crate::sched::p::{RETAKING, SYSCALL};
 use crate::sched::schedule::switch_out_locked;
 use crate::sched::stats;
 
@@ -74,8 +75,29 @@ fn enter(m: &M) {
     m.blocking_g.set(g);
     if let Some(p) = m.own_p() {
         p.syscalltick.fetch_add(1, Ordering::Relaxed);
-        p.owner.store(m.owner_tag() | SYSCALL, Ordering::Release);
-        m.syscall_p.set(p);
+        let mine = m.owner_tag();
+        // A compare-exchange, not a store: sysmon may have marked the P
+        // RETAKING since `own_p` looked (it saw our count at 0 while the
+        // goroutine sat in the kernel). A store would erase its mark and
+        // sysmon, finding our count back at 0 once `f` returned, would hand
+        // off a P we still run on. With our count raised sysmon gives it
+        // back within a `membarrier`; wait for that.
+        loop {
+            match p.owner.compare_exchange(
+                mine,
+                mine | SYSCALL,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    m.syscall_p.set(p);
+                    break;
+                }
+                Err(RETAKING) => std::hint::spin_loop(),
+                // Taken after all: the exit takes any idle P.
+                Err(_) => break,
+            }
+        }
     }
     m.p.set(std::ptr::null());
 }

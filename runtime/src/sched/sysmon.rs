@@ -118,10 +118,16 @@
 //! 4. read the count again: non-zero, so the M may be using its P: put
 //!    `owner` back, by compare-exchange from `RETAKING` (the M may have
 //!    released the P meanwhile, and another M taken it). Zero: any later
-//!    check by the M sees `RETAKING` or its loss, so clear `owner` and hand
-//!    the P to another M (`Idle::handoff_p`).
+//!    check by the M sees `RETAKING` or its loss, so clear `owner`, again by
+//!    compare-exchange from `RETAKING` (a zero count now does not prove the
+//!    M still has this P: it may have released it with its count raised
+//!    and gone on with another), and hand the P to another M
+//!    (`Idle::handoff_p`).
 //!
-//! An M that sees `RETAKING` waits until step 4 settles it. This is the
+//! An M that sees `RETAKING` waits until step 4 settles it, and never
+//! overwrites it: `blocking()`'s entry marks the P with a compare-exchange
+//! from `M` for that reason (a store there once let sysmon hand off a P its
+//! M went on running). This is the
 //! Dekker pattern with the M's side free of fences (Linux's `membarrier(2)`
 //! man page describes it), which keeps an `mfence` off every door into the
 //! scheduler; the `membarrier` costs sysmon a few µs, only when it hands off.
@@ -601,7 +607,17 @@ impl Tick<'_> {
             return false;
         }
         m.orphaned.store(true, Ordering::Release);
-        p.owner.store(0, Ordering::Release);
+        // Only from RETAKING: the M may have released the P meanwhile
+        // (`release_p` stores 0 with its count raised) and gone on with
+        // another P at count 0 before our look at its count; the P may be
+        // another M's by now.
+        if p.owner
+            .compare_exchange(RETAKING, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            m.orphaned.store(false, Ordering::Release);
+            return false;
+        }
         let shared = self.shared;
         stats::count_sysmon_retake(shared, p.index);
         shared.idle.handoff_p(shared, p);

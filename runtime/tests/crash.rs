@@ -46,6 +46,33 @@ fn stack_overflow_aborts_with_the_goroutine_named() {
     assert_eq!(rest, "(deep) overflowed its stack of 65536 bytes");
 }
 
+/// The same report for an overflow inside `blocking(f)`, where `f` runs on
+/// the goroutine's stack while the M has no current goroutine.
+#[test]
+fn a_stack_overflow_inside_blocking_is_reported_too() {
+    let name = "a_stack_overflow_inside_blocking_is_reported_too";
+    if common::is_child(name) {
+        goro_runtime::run(|| {
+            let handle = Builder::new()
+                .name("deep-blocking")
+                .stack_size(64 * 1024)
+                .spawn(|| goro_runtime::blocking(|| recurse(0)))
+                .unwrap();
+            let _ = handle.join();
+        });
+        unreachable!("the overflow must abort the process");
+    }
+    let output = common::run_child(name, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{output:?}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.ends_with("(deep-blocking) overflowed its stack of 65536 bytes")),
+        "no overflow report in stderr: {stderr}"
+    );
+}
+
 #[test]
 fn a_foreign_segfault_keeps_its_default_behaviour() {
     let name = "a_foreign_segfault_keeps_its_default_behaviour";

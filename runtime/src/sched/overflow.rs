@@ -47,11 +47,15 @@ extern "C" fn on_sigsegv(
     let address = unsafe { (*info).si_addr() } as usize;
     // SAFETY: a non-null current M is this thread's live M.
     if let Some(m) = unsafe { current_m().as_ref() } {
-        // The running G, and the one switching out (a switch sets `curg` to
-        // its successor just before pushing its last words on the old stack).
-        for g in [m.curg.get(), m.pending_g.get()].into_iter().flatten() {
-            // SAFETY: both are owned by this (interrupted) M: one is Running
-            // on it, the other is mid-switch on it.
+        // The running G, the one switching out (a switch sets `curg` to
+        // its successor just before pushing its last words on the old
+        // stack), and the one inside `blocking(f)`, whose `f` runs on its
+        // stack while `curg` is empty.
+        let candidates = [m.curg.get(), m.pending_g.get(), m.blocking_g.get()];
+        for g in candidates.into_iter().flatten() {
+            // SAFETY: all three are owned by this (interrupted) M: one is
+            // Running on it, one is mid-switch on it, one is in `blocking()`
+            // on it.
             if let Some(stack) = unsafe { g.stack() } {
                 let (low, high) = stack.guard();
                 if (low..high).contains(&address) {

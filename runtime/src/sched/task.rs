@@ -196,6 +196,10 @@ unsafe fn complete<T>(prefix: NonNull<Prefix<T>>, result: thread::Result<T>) -> 
     // SAFETY: live cell (caller).
     let prefix = unsafe { prefix.as_ref() };
     let state_word = &prefix.header.state;
+    // From CLAIMED to DONE a joiner spins: keep this goroutine from being
+    // preempted in between, or a joiner on the same P would spin out the
+    // whole slice (or for ever, if it cannot be preempted itself).
+    let section = super::locks::Section::enter();
     let mut state = state_word.load(Ordering::Acquire);
     loop {
         if state == DONE || state == CLAIMED {
@@ -206,9 +210,11 @@ unsafe fn complete<T>(prefix: NonNull<Prefix<T>>, result: thread::Result<T>) -> 
             Err(actual) => state = actual,
         }
     }
-    // SAFETY: we claimed the slot; the joiner reads only after DONE.
+    // SAFETY: we claimed the slot; the joiner reads only after DONE. The
+    // slot held `None`, so no user code runs here.
     unsafe { *prefix.result.get() = Some(result) };
     state_word.store(DONE, Ordering::Release);
+    drop(section);
     if state != INCOMPLETE {
         // SAFETY: a state that is not INCOMPLETE/CLAIMED/DONE is the joiner's
         // boxed waiter, and claiming the slot gave it to us.

@@ -31,8 +31,16 @@ use std::io;
 /// The calling thread's errno as an `io::Error` (std's `last_os_error`),
 /// never inlined, so that a goroutine never reads another thread's errno
 /// (module doc). Every errno read in the runtime goes through here.
+///
+/// The "locks" count is raised for the read: std computes errno's address
+/// (`__errno_location`, in libc, where no preemption lands) and then loads
+/// from it in the program's own code, and a preemption between the two
+/// would move the goroutine and have it load the old thread's errno. A
+/// preemption before the count is raised is harmless: the handler carries
+/// errno's value to the thread the goroutine resumes on.
 #[inline(never)]
 pub fn last_error() -> io::Error {
+    let _section = crate::sched::locks::Section::enter();
     io::Error::last_os_error()
 }
 

@@ -40,6 +40,16 @@
 //!   `goro::sync::Mutex`, or under `preempt::disable()`, where goroutines
 //!   that run for whole time slices also print.
 //!
+//! std's panic state is per thread too: while a goroutine unwinds a panic,
+//! `std::thread::panicking()` is true for its thread. The runtime never
+//! moves an unwinding goroutine on its own (no preemption, `yield_now` does
+//! not switch, `blocking()` keeps it on its thread), but a `Drop` that
+//! blocks during the unwind (a channel send, a lock wait, a `join`) parks
+//! the goroutine, which may then finish unwinding on another thread: the
+//! first thread reports `panicking()` until the goroutine's next panic, and
+//! std `Mutex`es dropped there are poisoned meanwhile. Keep blocking out of
+//! code that runs during unwinding, as std advises for `Drop` generally.
+//!
 //! The runtime itself never caches its thread-local across a switch (see
 //! `sched::m`); tests check that a goroutine migrating mid-function keeps its
 //! identity, in release mode.

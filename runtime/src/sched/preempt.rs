@@ -178,7 +178,11 @@ fn xsave_layout() -> (u64, usize) {
     let leaf1 = unsafe { __cpuid(1) };
     let osxsave = leaf1.ecx & (1 << 27) != 0;
     if !osxsave {
-        return (0, 512);
+        // `fxsave64` writes 512 bytes, but the trampoline zeroes the XSAVE
+        // header (bytes 512..576) whatever the mode: reserve those too, or
+        // the zeroing lands on the saved registers above the area (r15
+        // first) and every preemption corrupts them.
+        return (0, 576);
     }
     // SAFETY: XGETBV(0) is valid once the OS enabled XSAVE (OSXSAVE set).
     let xcr0 = unsafe { xgetbv0() };

@@ -598,7 +598,12 @@ pub fn yield_now() {
     locks::acquire();
     // SAFETY: a non-null current M is this thread's live M.
     match unsafe { current_m().as_ref() } {
-        Some(m) if m.curg.get().is_some() => switch_out_locked(m, Pending::Yield),
+        // Not while unwinding: std's panic count is per thread, and a
+        // goroutine resumed on another M would finish its unwind there
+        // (yielding is only a hint, so this costs nothing but fairness).
+        Some(m) if m.curg.get().is_some() && !std::thread::panicking() => {
+            switch_out_locked(m, Pending::Yield)
+        }
         _ => {
             locks::release();
             std::thread::yield_now();

@@ -147,7 +147,9 @@ impl Ticker {
         &self.receiver
     }
 
-    /// Stops the ticker: no more ticks are sent (one already sent stays).
+    /// Stops the ticker: no more ticks are sent (one already sent stays,
+    /// and so may one whose send was under way on another thread as `stop`
+    /// ran, as with Go's tickers before 1.23; drain with `try_recv`).
     pub fn stop(&self) {
         timers::stop(&*self.timer);
     }

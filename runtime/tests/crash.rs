@@ -19,29 +19,47 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1) + std::hint::black_box(frame[3])
 }
 
-#[test]
-fn stack_overflow_aborts_with_the_goroutine_named() {
-    let name = "stack_overflow_aborts_with_the_goroutine_named";
-    if common::is_child(name) {
-        goro_runtime::run(|| {
+/// In a child process (`test` names it), a goroutine called `goroutine`
+/// with a 64 KiB stack recurses until it overflows, inside `blocking()` if
+/// `in_blocking`. Returns the child's stderr line with the report, after
+/// checking that the child aborted.
+fn overflow_report(test: &str, goroutine: &'static str, in_blocking: bool) -> String {
+    if common::is_child(test) {
+        goro_runtime::run(move || {
             let handle = Builder::new()
-                .name("deep")
+                .name(goroutine)
                 .stack_size(64 * 1024)
-                .spawn(|| recurse(0))
+                .spawn(move || {
+                    if in_blocking {
+                        goro_runtime::blocking(|| recurse(0))
+                    } else {
+                        recurse(0)
+                    }
+                })
                 .unwrap();
             let _ = handle.join();
         });
         unreachable!("the overflow must abort the process");
     }
-    let output = common::run_child(name, &[]);
+    let output = common::run_child(test, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{output:?}");
-    let line = stderr
+    stderr
         .lines()
         .find(|line| line.contains("overflowed its stack"))
-        .unwrap_or_else(|| panic!("no overflow report in stderr: {stderr}"));
-    let rest = line.strip_prefix("goroutine ").expect(line);
-    let (id, rest) = rest.split_once(' ').expect(line);
+        .unwrap_or_else(|| panic!("no overflow report in stderr: {stderr}"))
+        .to_string()
+}
+
+#[test]
+fn stack_overflow_aborts_with_the_goroutine_named() {
+    let line = overflow_report(
+        "stack_overflow_aborts_with_the_goroutine_named",
+        "deep",
+        false,
+    );
+    let rest = line.strip_prefix("goroutine ").expect(&line);
+    let (id, rest) = rest.split_once(' ').expect(&line);
     assert!(id.parse::<u64>().is_ok(), "{line}");
     assert_eq!(rest, "(deep) overflowed its stack of 65536 bytes");
 }
@@ -50,26 +68,14 @@ fn stack_overflow_aborts_with_the_goroutine_named() {
 /// the goroutine's stack while the M has no current goroutine.
 #[test]
 fn a_stack_overflow_inside_blocking_is_reported_too() {
-    let name = "a_stack_overflow_inside_blocking_is_reported_too";
-    if common::is_child(name) {
-        goro_runtime::run(|| {
-            let handle = Builder::new()
-                .name("deep-blocking")
-                .stack_size(64 * 1024)
-                .spawn(|| goro_runtime::blocking(|| recurse(0)))
-                .unwrap();
-            let _ = handle.join();
-        });
-        unreachable!("the overflow must abort the process");
-    }
-    let output = common::run_child(name, &[]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{output:?}");
+    let line = overflow_report(
+        "a_stack_overflow_inside_blocking_is_reported_too",
+        "deep-blocking",
+        true,
+    );
     assert!(
-        stderr
-            .lines()
-            .any(|line| line.ends_with("(deep-blocking) overflowed its stack of 65536 bytes")),
-        "no overflow report in stderr: {stderr}"
+        line.ends_with("(deep-blocking) overflowed its stack of 65536 bytes"),
+        "{line}"
     );
 }
 

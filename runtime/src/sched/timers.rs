@@ -31,8 +31,10 @@
 //!   against the generation its heap entry carries. So a stopped or re-armed
 //!   timer's old entry is dead and is dropped when it surfaces — lazy
 //!   deletion — and `stop` never touches the heap. Dead entries are counted
-//!   per heap; when they exceed half of it, the next push filters them out, so
-//!   a deadline re-armed on every read cannot grow a heap without bound.
+//!   per heap; when they exceed half of it, they are filtered out at the next
+//!   arming of a `goro::time` timer or end of a timed select (never inside
+//!   `push`, which may run under channel locks: [`Timers::purge`]), so a
+//!   deadline re-armed on every receive cannot grow a heap without bound.
 //!
 //! Actions run outside the heap lock: a firing timer may send on a channel or
 //! re-arm itself (a ticker), and neither may happen under the lock.

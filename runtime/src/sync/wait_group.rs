@@ -96,22 +96,15 @@ impl WaitGroup {
 
     /// Wakes the waiters of `epoch`, which has just ended.
     fn wake_epoch(&self, epoch: u32) {
-        let woken: Vec<Waiter> = {
+        let ended: Vec<(u32, Waiter)> = {
             let mut waiters = self.lock();
-            if waiters.iter().all(|(of, _)| *of == epoch) {
-                std::mem::take(&mut *waiters)
-                    .into_iter()
-                    .map(|(_, waiter)| waiter)
-                    .collect()
-            } else {
-                let (ended, later): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiters)
-                    .into_iter()
-                    .partition(|(of, _)| *of == epoch);
-                *waiters = later;
-                ended.into_iter().map(|(_, waiter)| waiter).collect()
-            }
+            let (ended, later) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(of, _)| *of == epoch);
+            *waiters = later;
+            ended
         };
-        for waiter in woken {
+        for (_, waiter) in ended {
             waiter.wake();
         }
     }

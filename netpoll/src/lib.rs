@@ -15,12 +15,13 @@
 //! EAGAIN parks, unless an edge arrived meanwhile. So the common path of a
 //! busy connection submits nothing to the poller at all.
 //!
-//! - io_uring: one multishot `POLL_ADD` (POLLIN|POLLOUT|POLLRDHUP) per
+//! - io_uring: one multishot `POLL_ADD` (POLLIN|POLLOUT|POLLRDHUP|POLLPRI) per
 //!   socket. The kernel posts a CQE (flag `F_MORE`) on each wake-up of the
 //!   socket's wait queue, which is edge-triggered behaviour; a CQE without
 //!   `F_MORE` ends the poll (cancelled, or dropped on CQ overflow: then it is
 //!   re-armed).
-//! - epoll: `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`, as Go's `netpoll_epoll.go`.
+//! - epoll: `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLPRI|EPOLLET` (Go's
+//!   `netpoll_epoll.go` without PRI; `Event::Io`'s `unusual` says why).
 //!   epoll_ctl is thread-safe, so the calling M registers and deregisters
 //!   itself; the poller thread never needs waking for it.
 //!
@@ -218,10 +219,13 @@ pub enum Event {
         token: Token,
         readable: bool,
         writable: bool,
-        /// The peer hung up or the socket has an error (POLLRDHUP,
-        /// POLLHUP, POLLERR): a read may end in EOF or an error even after
-        /// it came back short, so the owner must not assume it drained.
-        hangup: bool,
+        /// The peer hung up, the socket has an error, or TCP urgent data
+        /// is pending (POLLRDHUP, POLLHUP, POLLERR, POLLPRI): a read that
+        /// came back short may not have drained the socket (EOF or an
+        /// error may follow the data, and a TCP read stops short at the
+        /// urgent mark with more data queued behind it), so the owner must
+        /// not assume it did.
+        unusual: bool,
     },
     /// The registration under `token` is gone for good: no further event
     /// will carry it, so its slot may be reused.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::net::{each_backend, each_backend_with_slice};
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,39 +15,6 @@ use std::time::{Duration, Instant};
 
 use goro_runtime::net::{Backend, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use goro_runtime::{go, Runtime};
-
-/// Runs `body` as a goroutine on a `procs`-P runtime, once per backend.
-fn each_backend<F>(procs: usize, body: F)
-where
-    F: Fn() + Send + Sync + Clone + 'static,
-{
-    each_backend_with_slice(procs, None, body);
-}
-
-/// [`each_backend`], with the preemption slice set to `slice` if given.
-fn each_backend_with_slice<F>(procs: usize, slice: Option<Duration>, body: F)
-where
-    F: Fn() + Send + Sync + Clone + 'static,
-{
-    for backend in [Backend::Epoll, Backend::Uring] {
-        let mut builder = Runtime::builder().procs(procs).netpoll(backend);
-        if let Some(slice) = slice {
-            builder = builder.preempt_slice(slice);
-        }
-        let runtime = builder.build().expect("build runtime");
-        match runtime.block_on(|| goro_runtime::net::backend().expect("in a goroutine")) {
-            Ok(kind) => assert_eq!(kind, backend),
-            Err(error) => {
-                assert_eq!(backend, Backend::Uring, "epoll must always work: {error}");
-                println!("skipping io_uring: {error}");
-                continue;
-            }
-        }
-        let body = body.clone();
-        runtime.block_on(body);
-        runtime.shutdown_timeout(Duration::from_secs(5));
-    }
-}
 
 fn pattern(seed: usize, len: usize) -> Vec<u8> {
     (0..len)

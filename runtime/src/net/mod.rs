@@ -32,10 +32,12 @@
 //!
 //! # Not here (yet)
 //!
-//! - Host-name resolution runs std's `ToSocketAddrs` on the calling M (an IP
-//!   literal never blocks; a DNS lookup blocks the M) until `goro::blocking`
-//!   exists to move it off the P.
 //! - `try_clone`: a dup'd fd would need its own registration.
+//! - `UnixStream::connect` is std's blocking connect: while the listener's
+//!   backlog is full it sleeps in the kernel, and sysmon hands its P off
+//!   after about 1 ms (Go returns EAGAIN instead).
+//! - `UnixListener` leaves its socket file behind on drop, as std's does
+//!   (Go's unlinks it).
 
 pub(crate) mod poll_desc;
 mod tcp;

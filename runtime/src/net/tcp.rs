@@ -3,9 +3,9 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::poll_desc::{Dir, Pollable};
+use super::poll_desc::{Dir, Pollable, IOV_MAX};
 use crate::sys::net as sys;
 
 /// Go's default backlog is the kernel's `somaxconn`; listen(2) caps a larger
@@ -66,15 +66,19 @@ impl TcpListenerBuilder {
     }
 }
 
-/// Tries `f` on each resolved address in turn, as std does. Resolution uses
-/// std's `ToSocketAddrs` on the calling M: an IP literal never blocks, a
-/// host name may (until `goro::blocking` exists to move it off the P).
+/// Tries `f` on each resolved address in turn, as std does. Resolution is
+/// std's `ToSocketAddrs`, run inside [`crate::blocking::blocking`]: a host name may
+/// block in getaddrinfo for seconds, and then the P serves other goroutines
+/// meanwhile (an IP literal parses at once, for the price of two atomic
+/// operations).
 pub(super) fn each_addr<T>(
     addr: impl ToSocketAddrs,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
+    let addrs: Vec<SocketAddr> =
+        crate::blocking::blocking(|| addr.to_socket_addrs().map(Iterator::collect))?;
     let mut last = None;
-    for addr in addr.to_socket_addrs()? {
+    for addr in addrs {
         match f(&addr) {
             Ok(value) => return Ok(value),
             Err(error) => last = Some(error),
@@ -133,18 +137,12 @@ impl TcpListener {
 }
 
 impl Drop for TcpListener {
-    /// Stops listening before the descriptor closes. Under io_uring the
-    /// netpoller's poll holds a reference to the socket until its
-    /// cancellation completes on the poller thread, microseconds later, so
-    /// close(2) alone left the port bound for that long: binding the same
-    /// address right after the drop failed with EADDRINUSE, and
-    /// connections queued into a listener nobody would accept from.
-    /// `shutdown(SHUT_RD)` stops a listening TCP socket at once (Linux's
-    /// `tcp_disconnect`), resetting queued connections as close does.
+    /// Waits for the netpoller to let go of the socket before the
+    /// descriptor closes, so the port is free once the drop returns, as
+    /// with std (`Pollable::deregister_and_wait` has the why, and why not
+    /// `shutdown`). The wait is microseconds, bounded at one second.
     fn drop(&mut self) {
-        // SAFETY: the descriptor is ours and open until `inner` drops,
-        // after this; shutdown(2) touches no memory of ours.
-        unsafe { libc::shutdown(self.inner.get().as_raw_fd(), libc::SHUT_RD) };
+        self.inner.deregister_and_wait(Duration::from_secs(1));
     }
 }
 
@@ -183,31 +181,43 @@ impl TcpStream {
     /// Connects to the first of `addr`'s addresses that accepts (std's
     /// `connect`); the connect itself parks, never blocking the M.
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        each_addr(addr, |addr| {
-            let socket = sys::socket_for(addr, sys::SOCK_STREAM)?;
-            let mut done = sys::connect(socket.as_raw_fd(), addr)?;
-            let stream = TcpStream {
-                inner: Pollable::new(std::net::TcpStream::from(socket)),
-            };
-            // Writable means finished, with SO_ERROR saying how; but a
-            // wait may also return early (an edge it cannot tell apart, or
-            // the socket's first registration), so ask the socket.
-            while !done {
-                let since = stream.inner.edge_count(Dir::Write);
-                if let Some(error) = sys::take_error(stream.as_raw_fd())? {
-                    return Err(error);
-                }
-                done = match stream.peer_addr() {
-                    Ok(_) => true,
-                    Err(error) if error.kind() == io::ErrorKind::NotConnected => false,
-                    Err(error) => return Err(error),
-                };
-                if !done {
-                    stream.inner.wait(Dir::Write, None, since)?;
-                }
+        each_addr(addr, |addr| TcpStream::connect_one(addr, None))
+    }
+
+    /// Connects to `addr`, giving up with `TimedOut` after `timeout` (std's
+    /// `connect_timeout`; Go's `DialTimeout`). A zero timeout is an error,
+    /// as in std.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(sys::zero_timeout_error());
+        }
+        TcpStream::connect_one(addr, sys::deadline_after(Some(timeout)))
+    }
+
+    fn connect_one(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let socket = sys::socket_for(addr, sys::SOCK_STREAM)?;
+        let mut done = sys::connect(socket.as_raw_fd(), addr)?;
+        let stream = TcpStream {
+            inner: Pollable::new(std::net::TcpStream::from(socket)),
+        };
+        // Writable means finished, with SO_ERROR saying how; but a wait may
+        // also return early (an edge it cannot tell apart, or the socket's
+        // first registration), so ask the socket.
+        while !done {
+            let since = stream.inner.edge_count(Dir::Write);
+            if let Some(error) = sys::take_error(stream.as_raw_fd())? {
+                return Err(error);
             }
-            Ok(stream)
-        })
+            done = match stream.peer_addr() {
+                Ok(_) => true,
+                Err(error) if error.kind() == io::ErrorKind::NotConnected => false,
+                Err(error) => return Err(error),
+            };
+            if !done {
+                stream.inner.wait(Dir::Write, deadline, since)?;
+            }
+        }
+        Ok(stream)
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -249,7 +259,8 @@ impl Read for &TcpStream {
             .read_stream(len, |s| sys::recv(s.as_raw_fd(), buf))
     }
     fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
+        // What one readv can fill: std passes at most IOV_MAX slices.
+        let len = bufs.iter().take(IOV_MAX).map(|b| b.len()).sum();
         self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
@@ -259,7 +270,8 @@ impl Write for &TcpStream {
         self.inner.io(Dir::Write, |s| sys::send(s.as_raw_fd(), buf))
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.inner.io(Dir::Write, |mut s| s.write_vectored(bufs))
+        self.inner
+            .io(Dir::Write, |s| sys::send_vectored(s.as_raw_fd(), bufs))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -16,7 +16,7 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let socket = std::net::UdpSocket::bind(addr)?;
+        let socket = resolve_each(addr, |addr| std::net::UdpSocket::bind(addr))?;
         socket.set_nonblocking(true)?;
         Ok(UdpSocket {
             inner: Pollable::new(socket),
@@ -36,7 +36,7 @@ impl UdpSocket {
 
     /// Sets the default peer for `send`/`recv` and filters what arrives.
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        self.inner.get().connect(addr)
+        resolve_each(addr, |addr| self.inner.get().connect(addr))
     }
 
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {

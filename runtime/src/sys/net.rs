@@ -74,6 +74,30 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     byte_count(rc)
 }
 
+/// `sendmsg(fd, {iov: bufs}, MSG_NOSIGNAL)`: a vectored [`send`]. std's
+/// `write_vectored` is `writev`, which raises SIGPIPE on a reset
+/// connection in a process that has not ignored it (a host program
+/// embedding goro, say). At most `IOV_MAX` slices go in one call, as std
+/// does.
+pub fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: zeroed is a valid msghdr (no name, no control data).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` (std documents it so).
+    message.msg_iov = bufs.as_ptr().cast_mut().cast::<libc::iovec>();
+    message.msg_iovlen = bufs.len().min(crate::net::poll_desc::IOV_MAX);
+    // SAFETY: `message` points at `bufs`' slices, each valid for reads of
+    // its length for the call; the kernel only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sendmsg,
+            fd as libc::c_long,
+            &message as *const libc::msghdr,
+            libc::MSG_NOSIGNAL as libc::c_long,
+        )
+    };
+    byte_count(rc)
+}
+
 /// A non-blocking, close-on-exec socket of `kind` (SOCK_STREAM, SOCK_DGRAM)
 /// in the family of `addr`.
 pub fn socket_for(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {

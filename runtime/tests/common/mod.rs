@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::process::{Command, Output};
 
 /// The variable that tells a re-executed test binary which child role to play.

@@ -308,13 +308,7 @@ impl Runtime {
             .idle
             .stop_all(deadline.max(Instant::now() + EXIT_GRACE));
         let mut abandoned = 0usize;
-        for g in self
-            .shared
-            .all_gs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for g in crate::sched::locks::lock(&self.shared.all_gs).iter() {
             match g.status() {
                 Status::Idle | Status::Dead => {}
                 status => {

@@ -400,3 +400,42 @@ fn sigquit_exit_dumps_then_exits_with_status_2() {
         "{stderr}"
     );
 }
+
+/// `stats()` takes the sched lock on the calling goroutine's stack. Taken
+/// without the preempt-off count, a goroutine preempted while holding it
+/// hung every M on two Ps (the preemption's `wakep` takes the same lock),
+/// within a few thousand calls. A watchdog turns a hang into a failure.
+#[test]
+fn stats_in_a_loop_survives_preemption_on_two_ps() {
+    const WANTED: u64 = 200;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = goro_runtime::Runtime::builder()
+            .procs(2)
+            .preempt_slice(Duration::from_micros(200))
+            .build()
+            .expect("build runtime");
+        let (calls, preempted) = rt.block_on(|| {
+            let looper = go(|| {
+                let before = goro_runtime::runtime::stats().preemptions_done;
+                let started = Instant::now();
+                let mut calls = 0u64;
+                loop {
+                    let preempted = goro_runtime::runtime::stats().preemptions_done - before;
+                    calls += 1;
+                    if preempted >= WANTED || started.elapsed() > Duration::from_secs(20) {
+                        return (calls, preempted);
+                    }
+                }
+            });
+            looper.join().unwrap()
+        });
+        rt.shutdown_timeout(Duration::from_secs(5));
+        let _ = done_tx.send((calls, preempted));
+    });
+    let (calls, preempted) = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the runtime hung while a goroutine called stats() in a loop");
+    println!("{calls} calls, {preempted} preemptions");
+    assert!(preempted > 0, "no preemption landed in {calls} calls");
+}

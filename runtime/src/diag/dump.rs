@@ -64,11 +64,7 @@ pub(crate) fn goroutines(shared: &Shared) -> Vec<Goroutine> {
 
 /// [`goroutines`], with a copy of each Waiting goroutine's stack if `stacks`.
 fn snapshot(shared: &Shared, stacks: bool) -> Vec<Goroutine> {
-    let all: Vec<GRef> = shared
-        .all_gs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let all: Vec<GRef> = crate::sched::locks::lock(&shared.all_gs).clone();
     let mut out: Vec<Goroutine> = all.iter().filter_map(|g| read(*g, stacks)).collect();
     out.sort_by_key(|g| g.id);
     out

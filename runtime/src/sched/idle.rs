@@ -10,11 +10,12 @@
 
 use std::ptr;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::deadlock::{self, Verdict};
+use super::locks::SectionGuard;
 use super::m::{start_thread, MPtr, M};
 use super::p::P;
 use super::shared::Shared;
@@ -69,8 +70,8 @@ impl Idle {
         shared.sysmon.note_busy();
     }
 
-    fn lock(&self) -> MutexGuard<'_, Synced> {
-        self.synced.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> SectionGuard<'_, Synced> {
+        super::locks::lock(&self.synced)
     }
 
     /// Go's rule bounding spinners: spin only while fewer than half of the
@@ -246,7 +247,7 @@ impl Idle {
     fn start_m_with(
         &self,
         shared: &Shared,
-        mut synced: MutexGuard<'_, Synced>,
+        mut synced: SectionGuard<'_, Synced>,
         index: usize,
         spinning: bool,
     ) {

@@ -27,7 +27,8 @@
 //! # Who holds the count
 //!
 //! - Every door into the scheduler and every [`crate::util::RawSpinLock`]
-//!   critical section raises it for its duration.
+//!   critical section raises it for its duration, as does every std mutex
+//!   of the runtime that goroutine code takes ([`lock`]).
 //! - A switch carries one count from the switcher to the resumer: the G that
 //!   switches out raises it, and the context that resumes on the same thread
 //!   lowers it (a G, after `finish_switch`; a new G, in `goroutine_entry`).
@@ -42,7 +43,9 @@
 //! `membarrier` (see `sysmon.rs`).
 
 use std::arch::{asm, global_asm};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicU32;
+use std::sync::{Mutex, MutexGuard};
 
 // The count itself: four bytes of zero-initialised TLS, hidden so that it
 // never clashes with another copy of this crate's symbol.
@@ -138,6 +141,41 @@ impl Drop for Section {
     #[inline(always)]
     fn drop(&mut self) {
         release();
+    }
+}
+
+/// A std `MutexGuard` taken with the count raised, which stays raised until
+/// the guard drops: for the runtime's std mutexes that goroutine code takes
+/// too, not only g0 (the sched lock, `all_gs`, the G pool). A goroutine
+/// preempted while holding one would leave it held, and the next M to
+/// enter the scheduler would block on it for good: `stats()` called in a
+/// loop on two Ps did that with the sched lock (`Idle::snapshot`).
+pub(crate) struct SectionGuard<'a, T> {
+    // Declared first, so dropped (unlocked) before the count falls.
+    guard: MutexGuard<'a, T>,
+    _section: Section,
+}
+
+/// Locks `mutex` inside a [`Section`] (a poisoned lock is taken as is: the
+/// runtime's invariants do not depend on a panicking holder).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> SectionGuard<'_, T> {
+    let section = Section::enter();
+    SectionGuard {
+        guard: mutex.lock().unwrap_or_else(|e| e.into_inner()),
+        _section: section,
+    }
+}
+
+impl<T> Deref for SectionGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for SectionGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
     }
 }
 

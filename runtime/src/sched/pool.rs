@@ -46,8 +46,8 @@ impl Lists {
 }
 
 impl GlobalPool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lists> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> super::locks::SectionGuard<'_, Lists> {
+        super::locks::lock(&self.inner)
     }
 }
 
@@ -86,11 +86,7 @@ pub(crate) fn get(shared: &Shared, p: Option<&P>, stack_size: usize) -> io::Resu
         return Ok(g);
     }
     let g = GRef::from_box(Box::new(G::new(shared, stack)));
-    shared
-        .all_gs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(g);
+    super::locks::lock(&shared.all_gs).push(g);
     Ok(g)
 }
 

@@ -34,10 +34,13 @@ pub(crate) fn environment() -> io::Result<Environment> {
 }
 
 fn positive(name: &str) -> Result<Option<usize>, String> {
-    let Ok(text) = std::env::var(name) else {
-        return Ok(None);
-    };
-    parse_positive(name, &text).map(Some)
+    match std::env::var(name) {
+        Ok(text) => parse_positive(name, &text).map(Some),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(text)) => {
+            Err(format!("{name} must be a positive integer, got {text:?}"))
+        }
+    }
 }
 
 /// Parses a positive integer setting, naming the variable in the error.

@@ -122,10 +122,20 @@ pub(crate) fn duration(key: &str, value: &str) -> Result<Duration, String> {
     } else {
         (value, Duration::from_millis)
     };
+    /// Longer periods are surely typos, and would overflow deadlines.
+    const MOST: Duration = Duration::from_secs(24 * 60 * 60);
     digits
         .parse::<u64>()
+        .ok()
         .map(unit)
-        .map_err(|_| invalid(key, value, "a number of milliseconds (or 10us, 5ms, 2s)"))
+        .filter(|period| *period <= MOST)
+        .ok_or_else(|| {
+            invalid(
+                key,
+                value,
+                "a number of milliseconds (or 10us, 5ms, 2s), at most a day",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -143,6 +153,15 @@ mod tests {
         );
         assert_eq!(DebugFlags::parse("schedtrace=0").unwrap().schedtrace, None);
         assert_eq!(DebugFlags::parse("").unwrap(), DebugFlags::default());
+        assert_eq!(
+            DebugFlags::parse("schedtrace=86400s").unwrap().schedtrace,
+            Some(Duration::from_secs(86400))
+        );
+        let error = DebugFlags::parse("schedtrace=18446744073709551615s").unwrap_err();
+        assert!(
+            error.contains("schedtrace") && error.contains("at most a day"),
+            "{error}"
+        );
         let flags = DebugFlags::parse("asyncpreemptoff=1,preemptslice=500us").unwrap();
         assert!(flags.async_preempt_off);
         assert_eq!(flags.preempt_slice, Some(Duration::from_micros(500)));

@@ -145,7 +145,14 @@ impl RuntimeBuilder {
             return Err(invalid("goro: procs must be at least 1"));
         }
         if max_threads < procs {
-            return Err(invalid("goro: max_threads must be at least procs"));
+            let source = if self.procs.is_none() && environment.procs.is_some() {
+                " (GORO_MAXPROCS)"
+            } else {
+                ""
+            };
+            return Err(invalid(&format!(
+                "goro: max_threads ({max_threads}) must be at least procs ({procs}{source})"
+            )));
         }
         let stack_size = crate::stack::round_size(stack_size)?;
         crate::sched::overflow::install();
@@ -284,7 +291,6 @@ impl Runtime {
             // cannot be joined, so the state is leaked (below).
             tracing::warn!("goro runtime shut down from one of its own goroutines");
         }
-        crate::diag::unregister(&self.shared);
         let start = Instant::now();
         let deadline = if from_own_goroutine {
             start
@@ -296,10 +302,17 @@ impl Runtime {
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             pause = (pause * 2).min(Duration::from_millis(1));
         }
+        // Diagnostics (SIGQUIT's dump, schedtrace) stay on through the
+        // graceful wait above, when an operator may want to see what it
+        // waits for.
+        crate::diag::unregister(&self.shared);
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.sysmon.stop();
         // The netpoller readies goroutines from its own thread: stop and join
-        // it (closing its ring) before goroutines are abandoned below.
+        // it (closing its ring) before goroutines are abandoned below. A
+        // goroutine starting it checks `stopping` under `netpoll_start`:
+        // taking that lock once orders any such start before this look.
+        drop(crate::sched::locks::lock(&self.shared.netpoll_start));
         if let Some(poller) = self.shared.netpoll.get() {
             poller.shutdown();
         }

@@ -3,8 +3,8 @@
 //! check). Each scenario re-runs this binary with `GORO_DEADLOCK_CHILD` set
 //! and asserts on its exit status and stderr.
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use goro_runtime::chan;
 use goro_runtime::sync::WaitGroup;
@@ -42,6 +42,28 @@ fn scenario(name: &str) {
                 let _ = rx.recv();
             });
         }
+        // A foreign thread that blocks for good only after the check has
+        // been unsure for a while (it was still running): the check keeps
+        // looking, further apart, and reports once the thread blocks.
+        "late_foreign_join" => {
+            let runtime = goro_runtime::Runtime::builder().procs(2).build().unwrap();
+            let parked = runtime.spawn(|| {
+                let (tx, rx) = chan::bounded::<u32>(0);
+                let _keep = tx.clone();
+                let _ = rx.recv();
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = parked.join();
+        }
+        // A stopped timer is no timer: its entry, still in the heap for an
+        // hour, must not put the report off.
+        "stopped_long_timer" => goro_runtime::run(|| {
+            let timer = goro_runtime::time::Timer::new(Duration::from_secs(3600));
+            assert!(timer.stop());
+            let (tx, rx) = chan::bounded::<u32>(0);
+            let _keep = tx.clone();
+            let _ = rx.recv();
+        }),
         // Not deadlocks: ---------------------------------------------------
         // Main sleeps on a timer while another goroutine is parked forever.
         "timer_only" => goro_runtime::run(|| {
@@ -67,11 +89,25 @@ fn scenario(name: &str) {
     }
 }
 
+/// Runs scenario `name` in a child process, killing it (and failing) if it
+/// has not exited within a minute: a missed deadlock is a silent hang.
 fn run_child(name: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, name)
-        .output()
-        .expect("spawn child")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let started = Instant::now();
+    while child.try_wait().expect("wait for child").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("reap child");
+            panic!("{name}: still running after 60 s: {output:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect child output")
 }
 
 fn main() {
@@ -79,7 +115,14 @@ fn main() {
         scenario(&name);
         return;
     }
-    for name in ["chan_receive", "many_waits", "empty_select", "block_on"] {
+    for name in [
+        "chan_receive",
+        "many_waits",
+        "empty_select",
+        "block_on",
+        "late_foreign_join",
+        "stopped_long_timer",
+    ] {
         let output = run_child(name);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {output:?}");

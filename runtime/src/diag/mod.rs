@@ -130,24 +130,27 @@ pub(crate) fn unregister(shared: &Arc<Shared>) {
         }
     };
     if let Some((handle, stop_fd)) = stop {
+        // Uncounted before it is told to stop, counted only once spawned:
+        // the deadlock check's count never exceeds the threads there are.
+        HELPERS.fetch_sub(1, Ordering::SeqCst);
         notify::signal_eventfd(stop_fd);
         let _ = handle.join();
         notify::close(stop_fd);
-        HELPERS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 fn start() -> std::io::Result<(JoinHandle<()>, i32)> {
     let stop_fd = notify::eventfd()?;
-    HELPERS.fetch_add(1, Ordering::SeqCst);
     match std::thread::Builder::new()
         .name("goro-diag".into())
         .stack_size(1024 * 1024)
         .spawn(move || run(stop_fd))
     {
-        Ok(handle) => Ok((handle, stop_fd)),
+        Ok(handle) => {
+            HELPERS.fetch_add(1, Ordering::SeqCst);
+            Ok((handle, stop_fd))
+        }
         Err(error) => {
-            HELPERS.fetch_sub(1, Ordering::SeqCst);
             notify::close(stop_fd);
             Err(error)
         }

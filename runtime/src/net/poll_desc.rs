@@ -88,11 +88,12 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use goro_netpoll::{Event, Handler, Poller, Token};
 
+use crate::sched::locks::{self, SectionGuard};
 use crate::sched::netpoll::{current_poller, ready_batch};
 use crate::sched::{block, in_goroutine, yield_now, WaitReason, Waiter};
 
@@ -173,10 +174,10 @@ pub(crate) struct PollDesc {
 }
 
 impl PollDesc {
-    fn dir(&self, dir: Dir) -> MutexGuard<'_, Direction> {
-        self.dirs[dir as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// The direction's lock, held with the preempt-off count raised
+    /// (HACKING.md, lock order rule 9).
+    fn dir(&self, dir: Dir) -> SectionGuard<'_, Direction> {
+        locks::lock(&self.dirs[dir as usize])
     }
 }
 
@@ -204,7 +205,7 @@ fn lookup(index: u32) -> Option<&'static PollDesc> {
 }
 
 fn allocate() -> io::Result<&'static PollDesc> {
-    let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slots = locks::lock(&SLOTS);
     let index = match slots.free.pop() {
         Some(index) => index,
         None => {
@@ -253,11 +254,7 @@ fn release(desc: &'static PollDesc, generation: u32) {
         desc.dir(dir).ready = false;
     }
     desc.unusual.store(false, Ordering::Relaxed);
-    SLOTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .free
-        .push(desc.index);
+    locks::lock(&SLOTS).free.push(desc.index);
 }
 
 fn timer_token(desc: &PollDesc, dir: Dir, seq: u32) -> Token {

@@ -30,12 +30,23 @@
 //!
 //! A count that does not match may be a moment's: a helper thread starting
 //! or stopping, or a foreign thread on its way out after waking a
-//! goroutine. So the M looks again, 1 ms apart, up to 10 times
+//! goroutine. So the M looks again, 1 ms apart, 10 times
 //! ([`SETTLE_TRIES`]), from its idle sleep: on the idle list, without the
 //! sched lock, so a waker can still hand it a P and start nobody new.
 //! (It used to sleep between looks under the sched lock, so every idle
 //! moment of a program fed by a foreign thread stalled every waker, and
-//! sysmon's handoffs, for up to 10 ms.)
+//! sysmon's handoffs, for up to 10 ms.) After those it keeps looking, twice
+//! as far apart each time up to once a second ([`look_again_after`]), for as
+//! long as it stays unsure: a foreign thread still at work may block for
+//! good at any later moment (a `join` after a long computation), and then
+//! no other event would ever run the check again. An idle runtime beside a
+//! busy foreign thread thus wakes one M once a second.
+//!
+//! Condition 2 counts live timers only: a stopped timer's entry stays in its
+//! heap until it surfaces (or a purge), and a stopped one-hour timer used to
+//! put the report off by an hour (as in Go before 1.23). The heaps are only
+//! `try_lock`ed here, under the sched lock; a heap that is busy counts as
+//! live.
 //!
 //! # Rejected alternatives
 //!
@@ -49,12 +60,21 @@ use std::sync::atomic::Ordering;
 
 use super::g::Status;
 use super::shared::Shared;
-use super::timers::{self, NEVER};
+use super::timers;
 use super::waiter::FOREIGN_BLOCKED;
 
 /// How many times the last idle M looks at the thread count, 1 ms apart,
 /// before it takes a mismatch for a foreign thread at work (see `check`).
 pub(crate) const SETTLE_TRIES: u32 = 10;
+
+/// How long the last idle M sleeps before its `looks`-th look: 1 ms for the
+/// first [`SETTLE_TRIES`], then doubling, up to 1 s.
+pub(crate) fn look_again_after(looks: u32) -> u64 {
+    const FIRST: u64 = 1_000_000;
+    const MOST: u64 = 1_000_000_000;
+    let doublings = looks.saturating_sub(SETTLE_TRIES).min(10);
+    (FIRST << doublings).min(MOST)
+}
 
 /// What [`check`] found, when it did not exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,9 +83,9 @@ pub(crate) enum Verdict {
     Live,
     /// Conditions 1–4 hold but the thread count does not match: a foreign
     /// thread may be at work, or a helper thread is starting or stopping.
-    /// The caller looks again 1 ms later, up to [`SETTLE_TRIES`] times,
-    /// without holding the sched lock in between (it used to sleep under
-    /// it, stalling every waker for up to 10 ms).
+    /// The caller looks again after [`look_again_after`], without holding
+    /// the sched lock in between (it used to sleep under it, stalling every
+    /// waker for up to 10 ms).
     Unsure,
 }
 
@@ -73,7 +93,7 @@ pub(crate) enum Verdict {
 /// M threads this runtime has. Exits the process if it is deadlocked.
 pub(crate) fn check(shared: &Shared, m_threads: usize) -> Verdict {
     if shared.is_stopping()
-        || timers::earliest(shared) != NEVER
+        || timers::any_live(shared)
         || shared.netpoll.get().is_some()
         || shared.any_work()
         || shared.live_goroutines() == 0
@@ -81,15 +101,23 @@ pub(crate) fn check(shared: &Shared, m_threads: usize) -> Verdict {
         return Verdict::Live;
     }
     // The runtime's helper threads (sysmon, diagnostics) are counted from
-    // just before they are spawned until just after they are joined, so the
-    // count can be off for a moment while one starts or stops; and a foreign
+    // just after they are spawned until just before they are told to stop:
+    // never while one might be gone, else a helper that has exited but is
+    // still counted and a running foreign thread nobody counts would add
+    // up to a false report. The count can be short for a moment while one
+    // starts or stops (then it does not match: unsure), and a foreign
     // thread that just woke a goroutine may be on its way out.
     let blocked = FOREIGN_BLOCKED.load(Ordering::SeqCst);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Verdict::Live;
     };
     let sysmon = usize::from(shared.sysmon.is_counted());
-    if tasks.count() == m_threads + blocked + sysmon + crate::diag::helper_threads() {
+    // `blocked` may have wrapped for a moment (`waiter.rs`): wrapping sums.
+    let expected = m_threads
+        .wrapping_add(blocked)
+        .wrapping_add(sysmon)
+        .wrapping_add(crate::diag::helper_threads());
+    if tasks.count() == expected {
         report(shared);
     }
     Verdict::Unsure

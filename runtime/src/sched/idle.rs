@@ -112,9 +112,9 @@ impl Idle {
     /// earliest timer; `NEVER` for none), when it takes an idle P itself to
     /// run the due timers. Returns the P, or null to exit.
     pub(crate) fn sleep(&self, shared: &Shared, m: &M, mut deadline: u64) -> *const P {
-        // Further looks the deadlock check wants while it is unsure; while
-        // non-zero, `deadline` is the next look, not a timer.
-        let mut settle = 0;
+        // Looks the deadlock check has made while unsure; while non-zero,
+        // `deadline` is the next look, not a timer.
+        let mut looks = 0;
         {
             let mut synced = self.lock();
             // Checked under the lock that `stop_all` takes after setting
@@ -132,16 +132,16 @@ impl Idle {
                     return &shared.ps[index];
                 }
             }
-            // The last M to go idle, with no timer to wait for, checks for
-            // a deadlock (every other M stays asleep while we hold the lock).
-            // If unsure, it looks again from its sleep, 1 ms later.
-            if deadline == NEVER
-                && synced.idle_ms.len() + 1 == synced.threads.len()
+            // The last M to go idle, with no live timer to wait for, checks
+            // for a deadlock (every other M stays asleep while we hold the
+            // lock). If unsure, it looks again from its sleep, 1 ms later.
+            if synced.idle_ms.len() + 1 == synced.threads.len()
                 && self.npidle.load(Ordering::SeqCst) == shared.config.procs
+                && (deadline == NEVER || !timers::any_live(shared))
                 && deadlock::check(shared, synced.threads.len()) == Verdict::Unsure
             {
-                settle = deadlock::SETTLE_TRIES - 1;
-                deadline = timers::now() + RETRY_NANOS;
+                looks = 1;
+                deadline = timers::now() + deadlock::look_again_after(looks);
             }
             synced.idle_ms.push(MPtr(m));
         }
@@ -163,10 +163,12 @@ impl Idle {
                 deadline = NEVER;
                 continue;
             };
-            if settle > 0 {
+            if looks > 0 {
                 // The deadlock check's next look, if we are still the last
-                // M awake; it exits if the count now matches.
-                settle -= 1;
+                // M awake; it exits if the count now matches. While it stays
+                // unsure it keeps looking, further and further apart: a
+                // foreign thread may block for good long after the first
+                // look (`deadlock::look_again_after`).
                 let verdict = if synced.idle_ms.len() == synced.threads.len()
                     && self.npidle.load(Ordering::SeqCst) == shared.config.procs
                 {
@@ -174,10 +176,11 @@ impl Idle {
                 } else {
                     Verdict::Live
                 };
-                deadline = if verdict == Verdict::Unsure && settle > 0 {
-                    timers::now() + RETRY_NANOS
+                deadline = if verdict == Verdict::Unsure {
+                    looks += 1;
+                    timers::now() + deadlock::look_again_after(looks)
                 } else {
-                    settle = 0;
+                    looks = 0;
                     timers::earliest(shared)
                 };
                 continue;

@@ -279,10 +279,7 @@ pub(crate) fn current_poller(handler: impl FnOnce() -> Handler) -> Option<io::Re
     if let Some(poller) = shared.netpoll.get() {
         return Some(Ok(poller.clone()));
     }
-    let _start = shared
-        .netpoll_start
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let _start = super::locks::lock(&shared.netpoll_start);
     if let Some(poller) = shared.netpoll.get() {
         return Some(Ok(poller.clone()));
     }

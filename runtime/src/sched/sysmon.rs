@@ -200,8 +200,10 @@ const LOST_SIGNAL: u64 = 10_000_000;
 #[derive(Default)]
 pub(crate) struct Sysmon {
     started: AtomicBool,
-    /// The thread failed to start, or was joined.
-    gone: AtomicBool,
+    /// The thread surely exists: set once it is spawned, cleared before it
+    /// is told to stop (the deadlock check's count must never exceed the
+    /// threads there are; `deadlock.rs`, condition 5).
+    counted: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Futex word: bumped to wake sysmon early (new work after a deep
     /// sleep, or shutdown).
@@ -261,9 +263,11 @@ impl Sysmon {
                 run(unsafe { &*pointer.0 });
             });
         match spawned {
-            Ok(handle) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle),
+            Ok(handle) => {
+                *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+                self.counted.store(true, Ordering::SeqCst);
+            }
             Err(error) => {
-                self.gone.store(true, Ordering::SeqCst);
                 tracing::warn!(
                     %error,
                     "goro: cannot start sysmon: no preemption and no blocked-M handoff"
@@ -273,9 +277,10 @@ impl Sysmon {
     }
 
     /// Whether the deadlock check should count a sysmon thread: from just
-    /// before it is spawned until it is joined (or failed to start).
+    /// after it is spawned until just before it is told to stop, so never
+    /// while it might be gone.
     pub(crate) fn is_counted(&self) -> bool {
-        self.started.load(Ordering::SeqCst) && !self.gone.load(Ordering::SeqCst)
+        self.counted.load(Ordering::SeqCst)
     }
 
     /// Called when a P leaves the idle list: wakes a deeply sleeping sysmon.
@@ -293,11 +298,11 @@ impl Sysmon {
 
     /// Stops and joins sysmon (shutdown, after `stopping` is set).
     pub(crate) fn stop(&self) {
+        self.counted.store(false, Ordering::SeqCst);
         self.wake();
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             let _ = handle.join();
-            self.gone.store(true, Ordering::SeqCst);
         }
     }
 

@@ -458,6 +458,21 @@ pub(crate) fn run_all(shared: &Shared, p: &P) -> usize {
     ran
 }
 
+/// Whether any P's heap may hold a live entry: one that is not a stopped or
+/// re-armed timer's leftover. For the deadlock check, under the sched lock:
+/// it only `try_lock`s the heaps, and a heap it cannot lock counts as live.
+pub(crate) fn any_live(shared: &Shared) -> bool {
+    shared.ps.iter().any(|p| {
+        p.timers.next() != NEVER
+            && p.timers.heap.try_lock().is_none_or(|heap| {
+                heap.sorted
+                    .iter()
+                    .chain(heap.entries.iter())
+                    .any(|entry| !entry.is_dead())
+            })
+    })
+}
+
 /// The earliest deadline over every P's heap, or `NEVER`.
 pub(crate) fn earliest(shared: &Shared) -> u64 {
     shared

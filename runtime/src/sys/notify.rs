@@ -53,7 +53,8 @@ pub fn poll_two(first: i32, second: i32, timeout: Duration) -> (bool, bool) {
             revents: 0,
         },
     ];
-    let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // Rounded up: a timeout rounded down to 0 ms would busy-poll until due.
+    let millis = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
     // SAFETY: `fds` is a valid array of two pollfds.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
     if n <= 0 {

@@ -165,11 +165,15 @@ fn a_malformed_request_gets_400_and_the_server_keeps_serving() {
         many_headers.extend_from_slice(format!("X-Header-{i}: value\r\n").as_bytes());
     }
     many_headers.extend_from_slice(b"\r\n");
-    let malformed: [&[u8]; 4] = [
+    let malformed: [&[u8]; 6] = [
         b"GARBAGE\0\0 not http\r\n\r\n",
         b"POST / HTTP/1.1\r\nContent-Length: nine\r\n\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
         &many_headers,
+        // Two lengths that disagree (a later one must not win: smuggling),
+        // and a signed one, are refused as Go's net/http refuses them.
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 0\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
     ];
     for request in malformed {
         let mut stream = server.connect();

@@ -38,7 +38,7 @@ fn parse(buf: &[u8]) -> Parsed {
         Err(_) => return Parsed::Bad,
     };
     let mut keep_alive = request.version == Some(1);
-    let mut body = 0usize;
+    let mut body = None;
     for header in request.headers.iter() {
         if header.name.eq_ignore_ascii_case("connection") {
             if header.value.eq_ignore_ascii_case(b"close") {
@@ -47,17 +47,24 @@ fn parse(buf: &[u8]) -> Parsed {
                 keep_alive = true;
             }
         } else if header.name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(header.value)
+            // Digits only (no sign), and a repeated header must agree: as
+            // Go's net/http, which answers 400 otherwise. A later value
+            // silently winning would let a request smuggle another.
+            let value = header.value.trim_ascii();
+            let len = std::str::from_utf8(value)
                 .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-            {
-                Some(len) if len <= MAX_REQUEST => body = len,
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok());
+            match (len, body) {
+                (Some(len), None) if len <= MAX_REQUEST => body = Some(len),
+                (Some(len), Some(earlier)) if len == earlier => {}
                 _ => return Parsed::Bad,
             }
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Parsed::Bad;
         }
     }
+    let body = body.unwrap_or(0);
     if buf.len() < head + body {
         return Parsed::Partial;
     }

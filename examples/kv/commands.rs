@@ -164,13 +164,21 @@ fn lower(name: &[u8], into: &mut [u8; 16]) -> Option<usize> {
 }
 
 fn integer_arg(arg: &[u8]) -> Option<i64> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    resp::parse_integer(arg)
 }
 
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
-/// Runs one command, appending its reply to `out`.
-pub fn dispatch(args: Args<'_>, handle: &mut Handle, server: &Server, out: &mut Vec<u8>) -> Flow {
+/// Runs one command, appending its reply to `out`. A command whose reply
+/// grows with its arguments calls `flush` as it goes, which writes `out`
+/// out (and empties it) once it is large.
+pub fn dispatch(
+    args: Args<'_>,
+    handle: &mut Handle,
+    server: &Server,
+    out: &mut Vec<u8>,
+    flush: &mut dyn FnMut(&mut Vec<u8>),
+) -> Flow {
     if args.len() == 0 {
         return Flow::Continue;
     }
@@ -180,11 +188,21 @@ pub fn dispatch(args: Args<'_>, handle: &mut Handle, server: &Server, out: &mut 
         None => &[][..],
     };
     let Some(&(cmd, arity, ..)) = COMMANDS.iter().find(|c| c.0.as_bytes() == name) else {
+        // As Redis: the name cut at 128 bytes, then the arguments while
+        // their text is under 128 bytes, each cut to what is left.
         let shown = String::from_utf8_lossy(&args.get(0)[..args.get(0).len().min(128)]);
-        let mut text = format!("ERR unknown command '{shown}', with args beginning with: ");
-        for arg in args.iter().skip(1).take(8) {
-            text.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
+        let mut quoted = String::new();
+        for arg in args.iter().skip(1) {
+            if quoted.len() >= 128 {
+                break;
+            }
+            let room = 128 - quoted.len();
+            quoted.push_str(&format!(
+                "'{}' ",
+                String::from_utf8_lossy(&arg[..arg.len().min(room)])
+            ));
         }
+        let text = format!("ERR unknown command '{shown}', with args beginning with: {quoted}");
         resp::error(out, &text);
         return Flow::Continue;
     };
@@ -197,6 +215,9 @@ pub fn dispatch(args: Args<'_>, handle: &mut Handle, server: &Server, out: &mut 
         return Flow::Continue;
     }
     match cmd {
+        "ping" if n > 2 => {
+            return error(out, "ERR wrong number of arguments for 'ping' command");
+        }
         "ping" if n == 1 => resp::simple(out, b"PONG"),
         "ping" | "echo" => resp::bulk(out, args.get(1)),
         "get" => {
@@ -221,8 +242,11 @@ pub fn dispatch(args: Args<'_>, handle: &mut Handle, server: &Server, out: &mut 
                 "decr" => -1,
                 _ => match integer_arg(args.get(2)) {
                     Some(by) if cmd == "incrby" => by,
-                    Some(by) if by != i64::MIN => -by,
-                    _ => return error(out, NOT_INTEGER),
+                    Some(i64::MIN) => {
+                        return error(out, "ERR decrement would overflow");
+                    }
+                    Some(by) => -by,
+                    None => return error(out, NOT_INTEGER),
                 },
             };
             handle.run(Op::IncrBy(args.get(1), by), out);
@@ -231,6 +255,7 @@ pub fn dispatch(args: Args<'_>, handle: &mut Handle, server: &Server, out: &mut 
             resp::array_header(out, args.len() - 1);
             for key in args.iter().skip(1) {
                 handle.run(Op::Get(key), out);
+                flush(out);
             }
         }
         "mset" => {
@@ -264,7 +289,7 @@ pub fn dispatch(args: Args<'_>, handle: &mut Handle, server: &Server, out: &mut 
             let reply = if ms < 0 || cmd == "pttl" {
                 ms
             } else {
-                (ms + 500) / 1000
+                ms.saturating_add(500) / 1000
             };
             resp::integer(out, reply);
         }

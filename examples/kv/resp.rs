@@ -8,6 +8,14 @@
 //! `proto-max-bulk-len`), a multibulk at its `*<n>` header when `n` exceeds
 //! 1,048,576, and a header or inline line at 64 KiB without a CRLF. The
 //! buffer grows only as bytes actually arrive.
+//!
+//! A multibulk command that arrives in pieces is parsed once, not once per
+//! read: [`Progress`] keeps the arguments found so far (as Redis keeps
+//! `multibulklen` and `bulklen`), and a look that cannot move on (a bulk
+//! string still short of its declared length) costs nothing. Re-parsing
+//! from the command's first byte on every read made a client trickling a
+//! big command cost the server CPU quadratic in its size: 18 ms per byte
+//! for a 7 MB command of a million arguments.
 
 use std::ops::Range;
 
@@ -18,6 +26,20 @@ pub const MAX_BULK: usize = 512 * 1024 * 1024;
 pub const MAX_MULTIBULK: usize = 1024 * 1024;
 /// Longest header or inline-command line (Redis's `PROTO_INLINE_MAX_SIZE`).
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// Where [`parse`] stopped inside a multibulk command not yet whole. The
+/// offsets count from the command's first byte, which stays the front of
+/// what the caller passes in (it keeps the command's bytes in place, or
+/// moves them to the buffer's start together).
+#[derive(Default)]
+pub struct Progress {
+    /// Arguments still to come; 0 when no command is under way.
+    remaining: usize,
+    /// The next argument's `$` header.
+    at: usize,
+    /// Bytes needed before another look can get further.
+    need: usize,
+}
 
 pub enum Parsed {
     /// A command of `len` bytes; its arguments are in the `args` vector.
@@ -52,8 +74,15 @@ fn parse_len(digits: &[u8]) -> Option<usize> {
 }
 
 /// Parses one command at the front of `buf`, filling `args` with the byte
-/// ranges of its arguments (relative to `buf`).
-pub fn parse(buf: &[u8], args: &mut Vec<Range<usize>>) -> Parsed {
+/// ranges of its arguments (relative to `buf`). After `Partial`, call again
+/// with the same `args` and `progress` once more bytes have arrived.
+pub fn parse(buf: &[u8], args: &mut Vec<Range<usize>>, progress: &mut Progress) -> Parsed {
+    if progress.remaining > 0 {
+        if buf.len() < progress.need {
+            return Parsed::Partial;
+        }
+        return bulk_strings(buf, progress.at, progress.remaining, args, progress);
+    }
     args.clear();
     if buf.is_empty() {
         return Parsed::Partial;
@@ -73,17 +102,36 @@ pub fn parse(buf: &[u8], args: &mut Vec<Range<usize>>) -> Parsed {
             _ => return Parsed::Error("invalid multibulk length"),
         },
     };
-    let mut at = end + 2;
-    for _ in 0..count {
+    bulk_strings(buf, end + 2, count, args, progress)
+}
+
+/// Parses `remaining` bulk strings from `at` on, saving where it stopped
+/// in `progress` if the bytes run out.
+fn bulk_strings(
+    buf: &[u8],
+    mut at: usize,
+    mut remaining: usize,
+    args: &mut Vec<Range<usize>>,
+    progress: &mut Progress,
+) -> Parsed {
+    let mut partial = |at: usize, remaining: usize, need: usize| {
+        *progress = Progress {
+            remaining,
+            at,
+            need,
+        };
+        Parsed::Partial
+    };
+    while remaining > 0 {
         if at >= buf.len() {
-            return Parsed::Partial;
+            return partial(at, remaining, at + 1);
         }
         if buf[at] != b'$' {
             return Parsed::Error("expected '$'");
         }
         let end = match line_end(buf, at) {
             Ok(Some(end)) => end,
-            Ok(None) => return Parsed::Partial,
+            Ok(None) => return partial(at, remaining, buf.len() + 1),
             Err(_) => return Parsed::Error("invalid bulk length"),
         };
         let len = match parse_len(&buf[at + 1..end]) {
@@ -92,15 +140,32 @@ pub fn parse(buf: &[u8], args: &mut Vec<Range<usize>>) -> Parsed {
         };
         let start = end + 2;
         if buf.len() < start + len + 2 {
-            return Parsed::Partial;
+            return partial(at, remaining, start + len + 2);
         }
         if &buf[start + len..start + len + 2] != b"\r\n" {
             return Parsed::Error("expected CRLF after bulk string");
         }
         args.push(start..start + len);
         at = start + len + 2;
+        remaining -= 1;
     }
+    *progress = Progress::default();
     Parsed::Command { len: at }
+}
+
+/// A signed decimal as Redis's `string2ll` accepts it: no sign but `-`, no
+/// leading zero (so no `-0`), no spaces, within `i64`.
+pub fn parse_integer(text: &[u8]) -> Option<i64> {
+    if text == b"0" {
+        return Some(0);
+    }
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    if !digits.first().is_some_and(|d| (b'1'..=b'9').contains(d))
+        || !digits.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// An inline command (`PING\r\n`, as typed into telnet): arguments split on
@@ -147,9 +212,15 @@ pub fn ok(out: &mut Vec<u8>) {
     out.extend_from_slice(b"+OK\r\n");
 }
 
+/// An error reply. A CR or LF in `text` (which may quote a client's bytes)
+/// becomes a space, as in Redis's `addReplyErrorLength`: the reply must
+/// stay one line, or the client would read the rest as further replies.
 pub fn error(out: &mut Vec<u8>, text: &str) {
     out.push(b'-');
-    out.extend_from_slice(text.as_bytes());
+    out.extend(
+        text.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
     out.extend_from_slice(b"\r\n");
 }
 

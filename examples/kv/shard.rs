@@ -286,11 +286,7 @@ impl Shard {
     fn incr_by(&mut self, key: &[u8], by: i64, out: &mut Vec<u8>) {
         let current = match self.live(key) {
             None => 0,
-            Some(entry) => match std::str::from_utf8(&entry.value)
-                .ok()
-                .filter(|s| !s.starts_with('+') && s.len() <= 20)
-                .and_then(|s| s.parse::<i64>().ok())
-            {
+            Some(entry) => match resp::parse_integer(&entry.value) {
                 Some(n) => n,
                 None => return resp::error(out, "ERR value is not an integer or out of range"),
             },

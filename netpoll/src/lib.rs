@@ -487,7 +487,12 @@ impl Poller {
                     return true;
                 }
                 self.inner.push(Request::Deregister { token }, None);
-                false
+                // A shutdown that began meanwhile may have drained the queue
+                // before our push: then no `Released` follows, and the
+                // caller releases now (a later one for the same token is
+                // stale, and dropped by the generation check).
+                fence(Ordering::SeqCst);
+                self.inner.stop.load(Ordering::SeqCst)
             }
         }
     }

@@ -92,8 +92,10 @@
 //!   watches it with a multishot poll, epoll with an `EPOLLIN` entry). Called
 //!   only when the poller's `parked` flag is set: each wake costs the waker
 //!   about 10 µs and lands 15–35 µs later (DESIGN §5).
-//! - `close()`: cancel everything in flight, wait (bounded) for the
-//!   completions, and close the ring or epoll fd: no leaked fds.
+//! - `close(released)`: cancel everything in flight, wait (bounded) for the
+//!   completions, and close the ring or epoll fd: no leaked fds. The
+//!   cancelled registrations' `Released` events go to the handler, so the
+//!   owner's slots are recycled after a shutdown too.
 //!
 //! # Protocol between Ms and the poller thread
 //!
@@ -411,7 +413,13 @@ impl Poller {
                     return;
                 };
                 run(&inner, &mut backend, &mut handler);
-                backend.close();
+                // The owner recycles a registration's slot on `Released`:
+                // those of the polls cancelled at close are handed over too.
+                let mut released = Vec::new();
+                backend.close(&mut released);
+                if !released.is_empty() {
+                    handler(&released);
+                }
             })?;
         match rx.recv() {
             Ok(Ok(())) => {}
@@ -614,9 +622,11 @@ impl Backend {
         }
     }
 
-    fn close(self) {
+    /// Closes the backend, appending the `Released` events of what it
+    /// cancels to `released`.
+    fn close(self, released: &mut Vec<Event>) {
         match self {
-            Backend::Uring(ring) => (*ring).close(),
+            Backend::Uring(ring) => (*ring).close(released),
             Backend::Epoll(epoll) => epoll.close(),
         }
     }

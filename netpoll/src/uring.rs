@@ -419,7 +419,7 @@ impl Uring {
 
     /// Cancels every registration, waits up to 1 s for their final CQEs,
     /// and closes the ring (dropping it unmaps and closes the fd).
-    pub(crate) fn close(mut self) {
+    pub(crate) fn close(mut self, released: &mut Vec<Event>) {
         for token in self.registrations.tokens() {
             if let Some(registration) = self.registrations.get_mut(token) {
                 registration.cancelling = true;
@@ -431,10 +431,14 @@ impl Uring {
             );
         }
         let deadline = Instant::now() + Duration::from_secs(1);
-        let mut discard = Vec::new();
+        let mut events = Vec::new();
         while !self.registrations.is_empty() && Instant::now() < deadline {
-            self.poll(Some(Duration::from_millis(10)), &mut discard);
-            discard.clear();
+            self.poll(Some(Duration::from_millis(10)), &mut events);
+            released.extend(
+                events
+                    .drain(..)
+                    .filter(|event| matches!(event, Event::Released { .. })),
+            );
         }
         if !self.registrations.is_empty() {
             tracing::warn!(
@@ -514,6 +518,14 @@ mod tests {
         uring.poll(Some(Duration::from_millis(20)), &mut events);
         assert!(uring.linger.waits() > waits, "the wait did not linger");
         assert!(events.is_empty(), "unexpected events: {events:?}");
-        uring.close();
+        // Closing cancels the registration and hands over its release.
+        let mut released = Vec::new();
+        uring.close(&mut released);
+        assert!(
+            released
+                .iter()
+                .any(|event| matches!(event, Event::Released { token } if token.index == 3)),
+            "no release at close: {released:?}"
+        );
     }
 }

@@ -127,23 +127,23 @@ fn bulk_strings(
             return partial(at, remaining, at + 1);
         }
         if buf[at] != b'$' {
-            return Parsed::Error("expected '$'");
+            return fail(progress, "expected '$'");
         }
         let end = match line_end(buf, at) {
             Ok(Some(end)) => end,
             Ok(None) => return partial(at, remaining, buf.len() + 1),
-            Err(_) => return Parsed::Error("invalid bulk length"),
+            Err(_) => return fail(progress, "invalid bulk length"),
         };
         let len = match parse_len(&buf[at + 1..end]) {
             Some(len) if len <= MAX_BULK => len,
-            _ => return Parsed::Error("invalid bulk length"),
+            _ => return fail(progress, "invalid bulk length"),
         };
         let start = end + 2;
         if buf.len() < start + len + 2 {
             return partial(at, remaining, start + len + 2);
         }
         if &buf[start + len..start + len + 2] != b"\r\n" {
-            return Parsed::Error("expected CRLF after bulk string");
+            return fail(progress, "expected CRLF after bulk string");
         }
         args.push(start..start + len);
         at = start + len + 2;
@@ -151,6 +151,12 @@ fn bulk_strings(
     }
     *progress = Progress::default();
     Parsed::Command { len: at }
+}
+
+/// A protocol error: the command under way is abandoned.
+fn fail(progress: &mut Progress, what: &'static str) -> Parsed {
+    *progress = Progress::default();
+    Parsed::Error(what)
 }
 
 /// A signed decimal as Redis's `string2ll` accepts it: no sign but `-`, no

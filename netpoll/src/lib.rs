@@ -83,7 +83,10 @@
 //!   emitted, so the owner recycles the token's slot only once the kernel can
 //!   no longer complete anything under it (the "buffer released only after
 //!   the target's completion" rule; our only buffer is the slot). epoll:
-//!   `EPOLL_CTL_DEL` is synchronous, and `Released` follows at once.
+//!   `EPOLL_CTL_DEL` is synchronous, and `Released` follows at once. Once
+//!   the poller is stopping, `deregister` reports the release itself: the
+//!   closing ring cancels the poll, and a later `Released` for the same
+//!   token is stale (the owner's generation check drops it).
 //! - `poll(timeout, events)`: reap ready events in a batch; `None` blocks
 //!   until an event or a wake; returns, possibly with no event, when woken.
 //!   The caller always loops. (epoll: the poller thread's set holds only its
@@ -414,8 +417,18 @@ impl Poller {
                 };
                 run(&inner, &mut backend, &mut handler);
                 // The owner recycles a registration's slot on `Released`:
-                // those of the polls cancelled at close are handed over too.
+                // those of deregistrations queued after the last drain, and
+                // of the polls cancelled at close, are handed over too.
                 let mut released = Vec::new();
+                loop {
+                    match inner.queue.steal() {
+                        Steal::Success(Request::Deregister { token }) => {
+                            backend.deregister(token, &mut released)
+                        }
+                        Steal::Success(_) | Steal::Retry => {}
+                        Steal::Empty => break,
+                    }
+                }
                 backend.close(&mut released);
                 if !released.is_empty() {
                     handler(&released);
@@ -651,6 +664,12 @@ fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
             }
         }
         if inner.stop.load(Ordering::Acquire) {
+            // The drain's own releases (a registration whose poll had
+            // ended) still go to the owner.
+            events.retain(|event| matches!(event, Event::Released { .. }));
+            if !events.is_empty() {
+                handler(&events);
+            }
             return;
         }
         timers.expire(inner.now(), &mut events);

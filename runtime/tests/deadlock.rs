@@ -3,7 +3,8 @@
 //! check). Each scenario re-runs this binary with `GORO_DEADLOCK_CHILD` set
 //! and asserts on its exit status and stderr.
 
-use std::process::{Command, Stdio};
+use std::fs::File;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use goro_runtime::chan;
@@ -90,24 +91,44 @@ fn scenario(name: &str) {
 }
 
 /// Runs scenario `name` in a child process, killing it (and failing) if it
-/// has not exited within a minute: a missed deadlock is a silent hang.
-fn run_child(name: &str) -> std::process::Output {
+/// has not exited within a minute: a missed deadlock is a silent hang. Its
+/// output goes to files, so a long one cannot block it on a full pipe.
+fn run_child(name: &str) -> Output {
+    let dir = std::env::temp_dir();
+    let path = |stream: &str| {
+        dir.join(format!(
+            "goro-deadlock-{}-{name}.{stream}",
+            std::process::id()
+        ))
+    };
+    let (out_path, err_path) = (path("out"), path("err"));
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(File::create(&out_path).expect("child stdout file"))
+        .stderr(File::create(&err_path).expect("child stderr file"))
         .spawn()
         .expect("spawn child");
     let started = Instant::now();
-    while child.try_wait().expect("wait for child").is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
-            let output = child.wait_with_output().expect("reap child");
-            panic!("{name}: still running after 60 s: {output:?}");
+            let _ = child.wait();
+            let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+            panic!("{name}: still running after 60 s; stderr: {stderr}");
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("collect child output")
+    };
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    output
 }
 
 fn main() {

@@ -629,7 +629,8 @@ impl<S: AsRawFd> Pollable<S> {
     /// would stop it at once too, but it acts on the socket, not on this
     /// descriptor, and so also on every duplicate of it (a listener handed
     /// to a new process for a restart). The wait ends early if the
-    /// netpoller stops, which releases nothing more.
+    /// netpoller stops: its close cancels the poll (and releases the slot)
+    /// by itself.
     pub(crate) fn deregister_and_wait(&mut self, limit: Duration) {
         let Some(Registration {
             desc,

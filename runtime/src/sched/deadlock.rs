@@ -46,7 +46,11 @@
 //! heap until it surfaces (or a purge), and a stopped one-hour timer used to
 //! put the report off by an hour (as in Go before 1.23). The heaps are only
 //! `try_lock`ed here, under the sched lock; a heap that is busy counts as
-//! live.
+//! live. One consequence, as in Go since 1.23: a dead entry may hold a
+//! channel's last `Sender` (a dropped `Timer` whose receiver was cloned),
+//! whose drop would have disconnected that channel when the entry surfaced;
+//! a goroutine waiting on it is reported now rather than woken with
+//! `Err(Closed)` an hour later.
 //!
 //! # Rejected alternatives
 //!
@@ -63,8 +67,8 @@ use super::shared::Shared;
 use super::timers;
 use super::waiter::FOREIGN_BLOCKED;
 
-/// How many times the last idle M looks at the thread count, 1 ms apart,
-/// before it takes a mismatch for a foreign thread at work (see `check`).
+/// How many times the last idle M looks at the thread count 1 ms apart,
+/// before it spaces its looks out ([`look_again_after`]).
 pub(crate) const SETTLE_TRIES: u32 = 10;
 
 /// How long the last idle M sleeps before its `looks`-th look: 1 ms for the
@@ -92,11 +96,12 @@ pub(crate) enum Verdict {
 /// Called by the last M going idle, under the sched lock, with the number of
 /// M threads this runtime has. Exits the process if it is deadlocked.
 pub(crate) fn check(shared: &Shared, m_threads: usize) -> Verdict {
+    // Cheapest first: `any_live` may walk a heap of stopped timers.
     if shared.is_stopping()
-        || timers::any_live(shared)
         || shared.netpoll.get().is_some()
         || shared.any_work()
         || shared.live_goroutines() == 0
+        || timers::any_live(shared)
     {
         return Verdict::Live;
     }

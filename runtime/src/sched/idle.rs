@@ -137,7 +137,9 @@ impl Idle {
             // lock). If unsure, it looks again from its sleep, 1 ms later.
             if synced.idle_ms.len() + 1 == synced.threads.len()
                 && self.npidle.load(Ordering::SeqCst) == shared.config.procs
-                && (deadline == NEVER || !timers::any_live(shared))
+                // A pending timer that is live makes `check` say Live; only
+                // stopped ones' leftovers are worth its look.
+                && (deadline == NEVER || shared.netpoll.get().is_none())
                 && deadlock::check(shared, synced.threads.len()) == Verdict::Unsure
             {
                 looks = 1;

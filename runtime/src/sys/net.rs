@@ -363,5 +363,6 @@ pub fn zero_timeout_error() -> io::Error {
 
 /// How long is "no timeout": deadlines are computed only for `Some`.
 pub fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
+    // A timeout too long to add (`Duration::MAX`) is no deadline at all.
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }

@@ -38,7 +38,6 @@ pub fn serve(mut stream: &TcpStream, server: &Server) {
         let mut start = 0;
         let mut close = false;
         let mut commands = 0;
-        let mut write_failed = false;
         while !close {
             match resp::parse(&buf[start..filled], &mut args, &mut progress) {
                 Parsed::Command { len } => {
@@ -46,6 +45,7 @@ pub fn serve(mut stream: &TcpStream, server: &Server) {
                         buf: &buf[start..],
                         ranges: &args,
                     };
+                    let mut write_failed = false;
                     let mut flush = |out: &mut Vec<u8>| {
                         if out.len() >= FLUSH_AT {
                             write_failed = write_failed || stream.write_all(out).is_err();

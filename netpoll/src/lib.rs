@@ -415,11 +415,10 @@ impl Poller {
                 else {
                     return;
                 };
-                run(&inner, &mut backend, &mut handler);
                 // The owner recycles a registration's slot on `Released`:
-                // those of deregistrations queued after the last drain, and
-                // of the polls cancelled at close, are handed over too.
-                let mut released = Vec::new();
+                // those of the last drain, of deregistrations queued after
+                // it, and of the polls cancelled at close are handed over.
+                let mut released = run(&inner, &mut backend, &mut handler);
                 loop {
                     match inner.queue.steal() {
                         Steal::Success(Request::Deregister { token }) => {
@@ -645,8 +644,9 @@ impl Backend {
     }
 }
 
-/// The poller thread's loop (protocol steps 3 and 4).
-fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
+/// The poller thread's loop (protocol steps 3 and 4). Returns, once
+/// stopped, the `Released` events of its last drain.
+fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) -> Vec<Event> {
     let mut timers = Timers::default();
     let mut events: Vec<Event> = Vec::with_capacity(512);
     loop {
@@ -664,13 +664,8 @@ fn run(inner: &Inner, backend: &mut Backend, handler: &mut Handler) {
             }
         }
         if inner.stop.load(Ordering::Acquire) {
-            // The drain's own releases (a registration whose poll had
-            // ended) still go to the owner.
             events.retain(|event| matches!(event, Event::Released { .. }));
-            if !events.is_empty() {
-                handler(&events);
-            }
-            return;
+            return events;
         }
         timers.expire(inner.now(), &mut events);
         backend.poll(Some(Duration::ZERO), &mut events);

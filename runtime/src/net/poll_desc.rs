@@ -617,9 +617,7 @@ impl<S: AsRawFd> Pollable<S> {
         }
         Ok(self.registration.get())
     }
-}
 
-impl<S: AsRawFd> Pollable<S> {
     /// Ends the netpoll registration and waits, at most `limit`, until the
     /// netpoller has let go of the socket. io_uring's multishot poll holds a
     /// reference to the socket until its cancellation completes on the
@@ -632,16 +630,16 @@ impl<S: AsRawFd> Pollable<S> {
     /// netpoller stops: its close cancels the poll (and releases the slot)
     /// by itself.
     pub(crate) fn deregister_and_wait(&mut self, limit: Duration) {
-        let Some(Registration {
-            desc,
-            token,
-            poller,
-        }) = self.registration.take()
-        else {
+        let Some(registration) = self.registration.take() else {
             return;
         };
-        if poller.deregister(self.io.as_raw_fd(), token) {
-            return release(desc, token.generation);
+        let (desc, token, poller) = (
+            registration.desc,
+            registration.token,
+            registration.poller.clone(),
+        );
+        if deregister(self.io.as_raw_fd(), registration) {
+            return;
         }
         let until = Instant::now() + limit;
         while desc.generation.load(Ordering::Acquire) == token.generation
@@ -657,10 +655,14 @@ impl<S: AsRawFd> Pollable<S> {
     }
 }
 
-fn deregister(fd: i32, registration: Registration) {
-    if registration.poller.deregister(fd, registration.token) {
+/// Ends `registration`; returns whether its slot is released already (else
+/// `Event::Released` will release it).
+fn deregister(fd: i32, registration: Registration) -> bool {
+    let released = registration.poller.deregister(fd, registration.token);
+    if released {
         release(registration.desc, registration.token.generation);
     }
+    released
 }
 
 impl<S: AsRawFd> Drop for Pollable<S> {

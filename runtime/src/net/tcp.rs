@@ -67,9 +67,9 @@ impl TcpListenerBuilder {
 }
 
 /// Tries `f` on each resolved address in turn, as std does. Resolution is
-/// std's `ToSocketAddrs`, run inside [`crate::blocking::blocking`]: a host name may
-/// block in getaddrinfo for seconds, and then the P serves other goroutines
-/// meanwhile. An IP literal parses at once; it still pays for entering and
+/// std's `ToSocketAddrs`, run inside [`crate::blocking::blocking`]: a host
+/// name may block in getaddrinfo for seconds, and then the P serves other
+/// goroutines meanwhile. An IP literal parses at once; it still pays for entering and
 /// leaving `blocking` (tens of nanoseconds) and a `Vec`, small beside the
 /// system call that follows.
 pub(super) fn each_addr<T>(

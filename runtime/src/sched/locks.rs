@@ -146,7 +146,7 @@ impl Drop for Section {
 
 /// A std `MutexGuard` taken with the count raised, which stays raised until
 /// the guard drops: for the runtime's std mutexes that goroutine code takes
-/// too, not only g0 (the sched lock, `all_gs`, the G pool). A goroutine
+/// too, not only g0 (HACKING.md, lock order rule 9, lists them). A goroutine
 /// preempted while holding one would leave it held, and the next M to
 /// enter the scheduler would block on it for good: `stats()` called in a
 /// loop on two Ps did that with the sched lock (`Idle::snapshot`).

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::sys::{self, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDHUP};
+use crate::sys::{self, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 use crate::{Event, Token};
 
 /// The wake eventfd's reserved epoll data.
@@ -73,9 +73,9 @@ fn convert(event: &libc::epoll_event) -> Event {
     let broken = bits & (EPOLLHUP | EPOLLERR) != 0;
     Event::Io {
         token: Token::from_u64(data),
-        readable: broken || bits & (EPOLLIN | EPOLLRDHUP | EPOLLPRI) != 0,
+        readable: broken || bits & (EPOLLIN | EPOLLRDHUP) != 0,
         writable: broken || bits & EPOLLOUT != 0,
-        unusual: broken || bits & (EPOLLRDHUP | EPOLLPRI) != 0,
+        unusual: broken || bits & EPOLLRDHUP != 0,
     }
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn register(epoll: RawFd, fd: RawFd, token: Token) -> io::Result<()> 
         epoll,
         sys::EPOLL_CTL_ADD,
         fd,
-        EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
+        EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         token.to_u64(),
     )
 }

@@ -15,15 +15,18 @@
 //! EAGAIN parks, unless an edge arrived meanwhile. So the common path of a
 //! busy connection submits nothing to the poller at all.
 //!
-//! - io_uring: one multishot `POLL_ADD` (POLLIN|POLLOUT|POLLRDHUP|POLLPRI) per
+//! - io_uring: one multishot `POLL_ADD` (POLLIN|POLLOUT|POLLRDHUP) per
 //!   socket. The kernel posts a CQE (flag `F_MORE`) on each wake-up of the
 //!   socket's wait queue, which is edge-triggered behaviour; a CQE without
 //!   `F_MORE` ends the poll (cancelled, or dropped on CQ overflow: then it is
-//!   re-armed).
-//! - epoll: `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLPRI|EPOLLET` (Go's
-//!   `netpoll_epoll.go` without PRI; `Event::Io`'s `unusual` says why).
-//!   epoll_ctl is thread-safe, so the calling M registers and deregisters
-//!   itself; the poller thread never needs waking for it.
+//!   re-armed). The CQE's mask is mostly the wake-up's own key, not a fresh
+//!   `poll`: a TCP data wake-up passes `EPOLLIN|EPOLLPRI` whether or not
+//!   urgent data is pending. So POLLPRI means nothing here and is not asked
+//!   for (goro learns of urgent data from the read itself: `TCP_INQ`).
+//! - epoll: `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`, as Go's
+//!   `netpoll_epoll.go`. epoll_ctl is thread-safe, so the calling M
+//!   registers and deregisters itself; the poller thread never needs waking
+//!   for it.
 //!
 //! # Who reaps readiness
 //!
@@ -224,12 +227,10 @@ pub enum Event {
         token: Token,
         readable: bool,
         writable: bool,
-        /// The peer hung up, the socket has an error, or TCP urgent data
-        /// is pending (POLLRDHUP, POLLHUP, POLLERR, POLLPRI): a read that
-        /// came back short may not have drained the socket (EOF or an
-        /// error may follow the data, and a TCP read stops short at the
-        /// urgent mark with more data queued behind it), so the owner must
-        /// not assume it did.
+        /// The peer hung up or the socket has an error (POLLRDHUP,
+        /// POLLHUP, POLLERR): a read that drained the socket's data may
+        /// still be followed by one that returns at once (EOF or the
+        /// error), so the owner must not assume the next read would block.
         unusual: bool,
     },
     /// The registration under `token` is gone for good: no further event

@@ -44,7 +44,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use crate::linger::{self, Linger};
 use crate::registry::{Registration, Registry};
-use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDHUP};
+use crate::sys::{self, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP};
 use crate::{Event, Token};
 
 /// `user_data` of the wake eventfd's multishot poll.
@@ -213,7 +213,7 @@ impl Uring {
     }
 
     fn arm(&mut self, fd: RawFd, token: u64) {
-        let entry = opcode::PollAdd::new(types::Fd(fd), POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
+        let entry = opcode::PollAdd::new(types::Fd(fd), POLLIN | POLLOUT | POLLRDHUP)
             .multi(true)
             .build()
             .user_data(token);
@@ -382,7 +382,7 @@ impl Uring {
         if result >= 0 {
             let mask = result as u32;
             let broken = mask & (POLLHUP | POLLERR) != 0;
-            let readable = broken || mask & (POLLIN | POLLRDHUP | POLLPRI) != 0;
+            let readable = broken || mask & (POLLIN | POLLRDHUP) != 0;
             if readable {
                 self.linger.readable(&mut registration.epoch);
             }
@@ -390,7 +390,7 @@ impl Uring {
                 token,
                 readable,
                 writable: broken || mask & POLLOUT != 0,
-                unusual: broken || mask & (POLLRDHUP | POLLPRI) != 0,
+                unusual: broken || mask & POLLRDHUP != 0,
             });
         }
         if cqueue::more(flags) {

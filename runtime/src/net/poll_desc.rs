@@ -43,37 +43,39 @@
 //! # Skipping a read known to fail
 //!
 //! A request/response connection reads a request, writes the answer, and
-//! reads again: that read almost always fails with EAGAIN. A TCP read that
-//! returns fewer bytes than asked found the receive queue empty, so
-//! `read_stream` remembers the direction's edge count taken *before* that
-//! read (`PollDesc::edges`, bumped by the handler for every read edge). If
-//! the next read finds the count unchanged, it parks at once (step 3)
-//! instead of making the call. No wake-up can be lost: data that arrived
-//! after the short read produces an edge that is either counted already
-//! (then the read is made) or not yet handled (then it sets `ready` or
-//! finds the waiter, exactly as after an EAGAIN). An edge handled before
-//! the count was taken concerns data the short read already saw or
-//! consumed. Two exceptions, where a short read leaves something queued:
+//! reads again: that read almost always fails with EAGAIN. So TCP reads go
+//! through `recvmsg` with `TCP_INQ` set on the socket, and the kernel
+//! reports with each read how many bytes are still queued. After a read
+//! that left nothing queued, `read_stream` remembers the direction's edge
+//! count taken *before* that read (`PollDesc::edges`, bumped by the
+//! handler for every read edge). If the next read finds the count
+//! unchanged, it parks at once (step 3) instead of making the call. No
+//! wake-up can be lost: data that arrived after the read produces an edge
+//! that is either counted already (then the read is made) or not yet
+//! handled (then it sets `ready` or finds the waiter, exactly as after an
+//! EAGAIN). An edge handled before the count was taken concerns data the
+//! read already consumed.
 //!
-//! - a FIN (or an error) behind the data, whose edge may have been merged
-//!   with the data's (epoll and multishot poll coalesce wake-ups not yet
-//!   reaped): the next read would return 0 at once and no further edge
-//!   comes. (Without the rule below `half_close_delivers_eof…` hung under
-//!   epoll.)
-//! - TCP urgent data: `tcp_recvmsg` stops at the urgent mark once it has
-//!   copied anything, so a read comes back short with the bytes after the
-//!   mark still queued and their edge already handled.
-//!
-//! So the netpoller's `unusual` bit (RDHUP/HUP/ERR/PRI in the edge's mask;
-//! PRI is set while urgent data is pending) is sticky per registration, set
+//! The kernel's count covers what a guess from the read's length would
+//! miss: a read stops at TCP's urgent mark once it has copied anything,
+//! with the bytes after the mark still queued, and a FIN counts as one
+//! queued byte. A socket whose reads carry no count (one a program set up
+//! itself, say) is never skipped. One case remains: an error (a reset)
+//! leaves nothing queued, yet the next read would fail at once, and its
+//! edge may have merged with the data's (epoll and multishot poll coalesce
+//! wake-ups not yet reaped). So the netpoller's `unusual` bit
+//! (RDHUP/HUP/ERR in the edge's mask) is sticky per registration, set
 //! before the edge is counted, and such a socket is never skipped.
-//! `read_stream`'s `len` must also be what one system call could fill:
-//! `readv` takes at most `IOV_MAX` slices and any read at most
-//! `MAX_RW_COUNT` bytes, so a vectored read counts only its first 1,024
-//! slices and `len` is capped, lest a full read look short.
-//! Measured (echo, 100 connections, `perf stat` over 3 s):
-//! recvfrom calls per round trip fell from 2.0 to 1.0.
 //!
+//! **Rejected: a short read means an empty queue.** This was the rule
+//! before `TCP_INQ`. It needs the urgent mark from somewhere else, and
+//! io_uring cannot give it: a multishot poll's CQE carries the wake-up's
+//! own mask, and every TCP data wake-up (`sock_def_readable`) passes
+//! `EPOLLIN|EPOLLPRI`, so POLLPRI came with every edge. Treating PRI as
+//! urgent data turned the skip off for every socket, one failed `recvfrom`
+//! per round trip (echo, 100 connections, `perf stat` over 3 s: 1.94 per
+//! round trip, against 1.0 with `TCP_INQ`).
+
 //! # Slots and generations
 //!
 //! Descriptors live in a process-wide table of leaked chunks (stable
@@ -96,6 +98,7 @@ use goro_netpoll::{Event, Handler, Poller, Token};
 use crate::sched::locks::{self, SectionGuard};
 use crate::sched::netpoll::{current_poller, ready_batch};
 use crate::sched::{block, in_goroutine, yield_now, WaitReason, Waiter};
+use crate::sys::net::Received;
 
 const CHUNK: usize = 256;
 const CHUNKS: usize = 4096;
@@ -344,17 +347,13 @@ pub(crate) struct Pollable<S: AsRawFd> {
     registering: AtomicBool,
     /// Timeouts in nanoseconds; 0 is none.
     timeouts: [AtomicU64; 2],
-    /// `DRAINED | edges` after a short stream read: the read-edge count
-    /// taken before that read; 0 when unknown (see `read_stream`).
+    /// `DRAINED | edges` after a stream read that left the receive queue
+    /// empty: the read-edge count taken before that read; 0 when unknown
+    /// (see `read_stream`).
     drained: AtomicU64,
 }
 
 const DRAINED: u64 = 1 << 32;
-
-/// The most one read(2) returns (Linux's `MAX_RW_COUNT`).
-const MAX_RW_COUNT: usize = 0x7fff_f000;
-/// The most slices one readv(2) takes (`IOV_MAX`; std passes no more).
-pub(crate) const IOV_MAX: usize = 1024;
 
 pub(crate) fn timed_out() -> io::Error {
     io::Error::new(
@@ -417,13 +416,14 @@ impl<S: AsRawFd> Pollable<S> {
     }
 
     /// A stream read of up to `len` bytes by `f`, as [`Pollable::io`], but
-    /// skipping the system call when the last read came back short and no
-    /// read edge has arrived since it started (module doc: "Skipping a read
-    /// known to fail").
+    /// skipping the system call when the last read left the receive queue
+    /// empty (`f` reports the bytes still queued) and no read edge has
+    /// arrived since it started (module doc: "Skipping a read known to
+    /// fail").
     pub(crate) fn read_stream(
         &self,
         len: usize,
-        mut f: impl FnMut(&S) -> io::Result<usize>,
+        mut f: impl FnMut(&S) -> io::Result<Received>,
     ) -> io::Result<usize> {
         if len == 0 {
             // As Go's `poll.FD.Read`: an empty read returns at once. (A
@@ -431,9 +431,8 @@ impl<S: AsRawFd> Pollable<S> {
             return Ok(0);
         }
         let Some(registration) = self.registration.get() else {
-            return self.io(Dir::Read, f);
+            return self.io(Dir::Read, |s| f(s).map(|received| received.len));
         };
-        let len = len.min(MAX_RW_COUNT);
         let desc = registration.desc;
         let edges = &desc.edges[Dir::Read as usize];
         let mut deadline = None;
@@ -442,20 +441,20 @@ impl<S: AsRawFd> Pollable<S> {
             && !desc.unusual.load(Ordering::Acquire)
         {
             deadline = Some(self.timeout(Dir::Read).map(|t| Instant::now() + t));
-            // The short read's count: an edge since then means a retry.
+            // The draining read's count: an edge since then means a retry.
             self.wait(Dir::Read, deadline.flatten(), Some(drained as u32))?;
         }
         loop {
             let before = edges.load(Ordering::Acquire);
             match f(&self.io) {
-                Ok(n) => {
-                    let drained = if n > 0 && n < len {
+                Ok(received) => {
+                    let drained = if received.len > 0 && received.queued == Some(0) {
                         DRAINED | u64::from(before)
                     } else {
                         0
                     };
                     self.drained.store(drained, Ordering::Relaxed);
-                    return Ok(n);
+                    return Ok(received.len);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     if deadline.is_none() {
@@ -470,6 +469,19 @@ impl<S: AsRawFd> Pollable<S> {
                 }
             }
         }
+    }
+
+    /// Whether the next [`Pollable::read_stream`] would park without a
+    /// system call: the last read drained the socket, no read edge has come
+    /// since, and the socket has not hung up.
+    #[cfg(test)]
+    pub(crate) fn next_read_skipped(&self) -> bool {
+        self.registration.get().is_some_and(|registration| {
+            let desc = registration.desc;
+            self.drained.load(Ordering::Relaxed)
+                == DRAINED | u64::from(desc.edges[Dir::Read as usize].load(Ordering::Acquire))
+                && !desc.unusual.load(Ordering::Acquire)
+        })
     }
 
     /// The direction's edge count ([`PollDesc::edges`]) if the socket is

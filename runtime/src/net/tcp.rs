@@ -5,7 +5,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::poll_desc::{Dir, Pollable, IOV_MAX};
+use super::poll_desc::{Dir, Pollable};
 use crate::sys::net as sys;
 
 /// Go's default backlog is the kernel's `somaxconn`; listen(2) caps a larger
@@ -59,6 +59,8 @@ impl TcpListenerBuilder {
             }
             sys::bind(socket.as_raw_fd(), addr)?;
             sys::listen(socket.as_raw_fd(), self.backlog)?;
+            // Accepted sockets inherit it (`Read for &TcpStream`).
+            report_queue(socket.as_raw_fd());
             Ok(TcpListener {
                 inner: Pollable::new(std::net::TcpListener::from(socket)),
             })
@@ -174,6 +176,11 @@ impl Iterator for Incoming<'_> {
 /// A TCP connection. Reads and writes park the goroutine while the socket is
 /// not ready; `set_read_timeout`/`set_write_timeout` bound each call as a
 /// deadline (a `TimedOut` error; the stream stays usable).
+///
+/// goro sets `TCP_INQ` on the sockets it creates (a program that calls
+/// `recvmsg` on the raw descriptor with a control buffer gets a
+/// `TCP_CM_INQ` message too): each read then tells whether it drained the
+/// socket, so the next one can park without a failing system call.
 pub struct TcpStream {
     inner: Pollable<std::net::TcpStream>,
 }
@@ -197,6 +204,7 @@ impl TcpStream {
 
     fn connect_one(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let socket = sys::socket_for(addr, sys::SOCK_STREAM)?;
+        report_queue(socket.as_raw_fd());
         let mut done = sys::connect(socket.as_raw_fd(), addr)?;
         let stream = TcpStream {
             inner: Pollable::new(std::net::TcpStream::from(socket)),
@@ -253,16 +261,29 @@ impl TcpStream {
     }
 }
 
+/// Asks the kernel to report, with each read, the bytes left queued
+/// (`TCP_INQ`): `read_stream` then skips a read known to fail. Best effort:
+/// before Linux 4.18 the option is refused, reads carry no report, and none
+/// is skipped.
+fn report_queue(fd: RawFd) {
+    if let Err(error) = sys::set_inq(fd) {
+        tracing::debug!(%error, "goro::net: TCP_INQ refused; no read will be skipped");
+    }
+}
+
+/// Reads are `recvmsg` with the queue report of [`report_queue`]
+/// (`poll_desc`'s module doc, "Skipping a read known to fail").
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
+        let mut bufs = [io::IoSliceMut::new(buf)];
         self.inner
-            .read_stream(len, |s| sys::recv(s.as_raw_fd(), buf))
+            .read_stream(len, |s| sys::recv_reporting_queue(s.as_raw_fd(), &mut bufs))
     }
     fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        // What one readv can fill: std passes at most IOV_MAX slices.
-        let len = bufs.iter().take(IOV_MAX).map(|b| b.len()).sum();
-        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
+        let len = bufs.iter().take(sys::IOV_MAX).map(|b| b.len()).sum();
+        self.inner
+            .read_stream(len, |s| sys::recv_reporting_queue(s.as_raw_fd(), bufs))
     }
 }
 
@@ -309,5 +330,71 @@ impl AsRawFd for TcpStream {
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.get().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::{TcpListener, TcpStream};
+    use crate::net::Backend;
+
+    /// After each request of a request/response exchange is read whole, the
+    /// server's next read is known to fail and is skipped, under both
+    /// backends. It was not under io_uring while POLLPRI, which comes with
+    /// every TCP data wake-up there, counted as urgent data and turned the
+    /// skip off (one failed `recvfrom` per round trip).
+    #[test]
+    fn a_request_read_whole_arms_the_skip_of_the_next_read() {
+        for backend in [Backend::Epoll, Backend::Uring] {
+            let runtime = crate::Runtime::builder()
+                .procs(2)
+                .netpoll(backend)
+                .build()
+                .expect("build runtime");
+            if let Err(error) = runtime.block_on(|| crate::net::backend().expect("in a goroutine"))
+            {
+                assert_eq!(backend, Backend::Uring, "epoll must always work: {error}");
+                println!("skipping io_uring: {error}");
+                continue;
+            }
+            let armed = runtime.block_on(|| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let client = crate::go(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    let mut answer = [0u8; 5];
+                    for _ in 0..20 {
+                        stream.write_all(b"hello").unwrap();
+                        stream.read_exact(&mut answer).unwrap();
+                    }
+                    stream
+                });
+                let (mut server, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 64];
+                let mut armed = Vec::new();
+                for _ in 0..20 {
+                    // The client writes only after the last answer, so each
+                    // read parks first: edges flow through the netpoller.
+                    let mut got = 0;
+                    while got < 5 {
+                        got += server.read(&mut buf[got..]).unwrap();
+                    }
+                    armed.push(server.inner.next_read_skipped());
+                    server.write_all(&buf[..5]).unwrap();
+                }
+                drop(client.join().unwrap());
+                armed
+            });
+            runtime.shutdown_timeout(Duration::from_secs(5));
+            // The last request's edge may still be on its way when the check
+            // runs (then the skip is rightly off); it cannot be late for all.
+            assert!(
+                armed.iter().any(|&armed| armed),
+                "{backend:?}: no read was skipped in 20 round trips: {armed:?}"
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! raw system calls too.
 
 use std::io;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::{size_of, size_of_val, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -54,6 +54,90 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     byte_count(rc)
 }
 
+/// The most slices one readv(2)/recvmsg(2) takes (`IOV_MAX`; std passes
+/// no more either).
+pub const IOV_MAX: usize = 1024;
+
+/// Linux's `TCP_INQ` (4.18): once set, each `recvmsg` on the socket carries
+/// a `TCP_CM_INQ` control message (the same number) with the bytes still
+/// queued after the read. Accepted sockets inherit it from their listener.
+const TCP_INQ: libc::c_int = 36;
+
+/// What a stream read returned: the bytes read, and, when the kernel said
+/// (`TCP_INQ`), how many were still queued behind them. A read that stops
+/// at TCP's urgent mark says so with a non-zero `queued`, as does one that
+/// reached a FIN (queued 1).
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    pub len: usize,
+    pub queued: Option<u32>,
+}
+
+/// Sets `TCP_INQ` on a TCP socket (see [`Received`]).
+pub fn set_inq(fd: RawFd) -> io::Result<()> {
+    set_option(fd, libc::IPPROTO_TCP, TCP_INQ)
+}
+
+/// `recvmsg(fd, {iov: bufs, control}, 0)`: a read that also reports the
+/// bytes left queued, from the `TCP_CM_INQ` control message of a socket
+/// with [`set_inq`]. At most `IOV_MAX` slices go in one call.
+pub fn recv_reporting_queue(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<Received> {
+    // Room for TCP_CM_INQ (CMSG_SPACE(4) = 24 bytes) and one other message
+    // a program might have enabled on the socket; u64s for cmsghdr's
+    // alignment.
+    let mut control = [0u64; 8];
+    // SAFETY: zeroed is a valid msghdr (no name, no iov, no control yet).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSliceMut` is ABI-compatible with `iovec` (std documents it so).
+    message.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    message.msg_iovlen = bufs.len().min(IOV_MAX);
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = size_of_val(&control);
+    // SAFETY: `message` points at `bufs`' slices, each valid for writes of
+    // its length for the call, and at `control`, valid for writes of
+    // `msg_controllen` bytes; both outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_recvmsg,
+            fd as libc::c_long,
+            &mut message as *mut libc::msghdr,
+            0 as libc::c_long,
+        )
+    };
+    let len = byte_count(rc)?;
+    Ok(Received {
+        len,
+        queued: queued_after(&message),
+    })
+}
+
+/// The `TCP_CM_INQ` value among `message`'s control messages, if any.
+fn queued_after(message: &libc::msghdr) -> Option<u32> {
+    // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control
+    // messages into the buffer `message` points at, which is still alive;
+    // CMSG_FIRSTHDR/CMSG_NXTHDR return null or a header wholly inside it.
+    let mut header = unsafe { libc::CMSG_FIRSTHDR(message) };
+    while !header.is_null() {
+        // SAFETY: non-null, so inside the buffer and aligned (above).
+        let this = unsafe { &*header };
+        // SAFETY: CMSG_LEN only computes a size.
+        let int_len = unsafe { libc::CMSG_LEN(size_of::<libc::c_int>() as u32) } as usize;
+        if this.cmsg_level == libc::IPPROTO_TCP
+            && this.cmsg_type == TCP_INQ
+            && this.cmsg_len as usize >= int_len
+        {
+            // SAFETY: the message holds at least a c_int of data (checked
+            // above); CMSG_DATA points at it, maybe unaligned.
+            let queued =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>()) };
+            return u32::try_from(queued).ok();
+        }
+        // SAFETY: as for CMSG_FIRSTHDR; `header` is a header of `message`.
+        header = unsafe { libc::CMSG_NXTHDR(message, header) };
+    }
+    None
+}
+
 /// `sendto(fd, buf, len, MSG_NOSIGNAL, NULL, 0)`, without glibc's
 /// cancellation wrapper (module doc). MSG_NOSIGNAL, as std's `send`: a
 /// write to a reset connection is an `EPIPE` error, never a SIGPIPE.
@@ -84,7 +168,7 @@ pub fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
     let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
     // `IoSlice` is ABI-compatible with `iovec` (std documents it so).
     message.msg_iov = bufs.as_ptr().cast_mut().cast::<libc::iovec>();
-    message.msg_iovlen = bufs.len().min(crate::net::poll_desc::IOV_MAX);
+    message.msg_iovlen = bufs.len().min(IOV_MAX);
     // SAFETY: `message` points at `bufs`' slices, each valid for reads of
     // its length for the call; the kernel only reads them.
     let rc = unsafe {
@@ -116,12 +200,17 @@ pub const SOCK_STREAM: libc::c_int = libc::SOCK_STREAM;
 
 /// Sets an integer SOL_SOCKET option: SO_REUSEADDR or SO_REUSEPORT.
 fn set_flag(fd: RawFd, option: libc::c_int) -> io::Result<()> {
+    set_option(fd, libc::SOL_SOCKET, option)
+}
+
+/// Sets an integer socket option at `level` to 1.
+fn set_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> io::Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: passes a live c_int and its size.
     check(unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
+            level,
             option,
             (&one as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,

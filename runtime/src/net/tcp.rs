@@ -271,7 +271,7 @@ fn report_queue(fd: RawFd) {
     }
 }
 
-/// Reads are `recvmsg` with the queue report of [`report_queue`]
+/// Reads are `recvmsg` with the queue report that `report_queue` asks for
 /// (`poll_desc`'s module doc, "Skipping a read known to fail").
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -3,8 +3,9 @@
 //! `connect`, `accept4` with SOCK_NONBLOCK, and `poll(2)` for callers that
 //! are plain threads rather than goroutines.
 //!
-//! Stream reads and writes ([`recv`], [`send`]) go through `syscall(2)`
-//! rather than glibc's `recv`/`send`, which std calls: those are
+//! Stream reads and writes ([`recv`], [`recv_reporting_queue`], [`send`])
+//! go through `syscall(2)` rather than glibc's `recv`/`send`, which std
+//! calls: those are
 //! cancellation points, and wrap every call in
 //! `__pthread_enable_asynccancel`/`__pthread_disable_asynccancel`. goro never
 //! cancels threads, and perf put the pair at about 3 % of the Ms' CPU on the

@@ -95,7 +95,7 @@ fn membarrier_register() -> io::Result<()> {
 
 /// A full memory barrier on every running thread of this process: when it
 /// returns, every store another thread made before its own barrier point is
-/// visible to the caller. Requires [`membarrier_register`].
+/// visible to the caller. Requires `membarrier_register`.
 pub fn membarrier() -> io::Result<()> {
     // SAFETY: the membarrier command takes no pointers.
     let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) };

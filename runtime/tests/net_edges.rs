@@ -1,6 +1,7 @@
 //! goro::net at its edges, over both netpoll backends: reads that come back
 //! short with more still queued (where the "skip a read known to fail" rule
-//! of `poll_desc.rs` must not park), an empty read, a dropped listener whose
+//! of `poll_desc.rs` must not park: it trusts the kernel's `TCP_INQ` count,
+//! not the read's length), an empty read, a dropped listener whose
 //! descriptor was duplicated, and `connect_timeout`. A read that wrongly
 //! parks ends in the stream's read timeout, so a regression fails the test
 //! rather than hanging it.

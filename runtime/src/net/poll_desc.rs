@@ -175,8 +175,9 @@ pub(crate) struct PollDesc {
     /// Readiness edges seen per direction, bumped by the handler under the
     /// direction's lock ("Skipping a read known to fail" in the module doc).
     edges: [AtomicU32; 2],
-    /// Set (for the registration's life) by a hang-up, error or urgent-data
-    /// edge: a short read no longer implies an empty queue (module doc).
+    /// Set (for the registration's life) by a hang-up or error edge: a read
+    /// that drained the data no longer implies that the next one would
+    /// block (module doc).
     unusual: AtomicBool,
 }
 

@@ -59,8 +59,8 @@
 //! The kernel's count covers what a guess from the read's length would
 //! miss: a read stops at TCP's urgent mark once it has copied anything,
 //! with the bytes after the mark still queued, and a FIN counts as one
-//! queued byte. A socket whose reads carry no count (one a program set up
-//! itself, say) is never skipped. One case remains: an error (a reset)
+//! queued byte. A socket whose reads carry no count (before Linux 4.18,
+//! which refuses `TCP_INQ`) is never skipped. One case remains: an error (a reset)
 //! leaves nothing queued, yet the next read would fail at once, and its
 //! edge may have merged with the data's (epoll and multishot poll coalesce
 //! wake-ups not yet reaped). So the netpoller's `unusual` bit
@@ -79,7 +79,7 @@
 //! in, which `recvfrom` does not; beside the short-read rule as it worked
 //! before POLLPRI, that did not show (4 alternated runs, Go's loadgen: 6.79
 //! against 6.83 CPU-µs per round trip).
-
+//!
 //! # Slots and generations
 //!
 //! Descriptors live in a process-wide table of leaked chunks (stable

@@ -100,10 +100,11 @@ fn a_read_stopped_short_by_urgent_data_gets_the_rest_next() {
     });
 }
 
-/// readv takes at most 1,024 slices, so a read into more comes back
-/// "short" of their total while the queue still holds data.
+/// recvmsg takes at most 1,024 slices (more is EMSGSIZE), so a read into
+/// more fills only the first 1,024; the rest of the data stays queued and
+/// must come with the next reads.
 #[test]
-fn a_vectored_read_of_more_than_1024_slices_is_not_taken_as_short() {
+fn a_vectored_read_of_more_than_1024_slices_gets_the_rest_next() {
     each_backend(2, || {
         let data: Vec<u8> = (0..1500).map(|i| i as u8).collect();
         let got = read_while_sent(
@@ -124,7 +125,7 @@ fn a_vectored_read_of_more_than_1024_slices_is_not_taken_as_short() {
 }
 
 /// An empty read returns at once, as Go's does (std's waits for data), even
-/// right after a read that came back short.
+/// right after a read that drained the socket.
 #[test]
 fn an_empty_read_after_a_short_one_returns_at_once() {
     each_backend(2, || {

@@ -60,10 +60,11 @@
 //! miss: a read stops at TCP's urgent mark once it has copied anything,
 //! with the bytes after the mark still queued, and a FIN counts as one
 //! queued byte. A socket whose reads carry no count (before Linux 4.18,
-//! which refuses `TCP_INQ`) is never skipped. One case remains: an error (a reset)
-//! leaves nothing queued, yet the next read would fail at once, and its
-//! edge may have merged with the data's (epoll and multishot poll coalesce
-//! wake-ups not yet reaped). So the netpoller's `unusual` bit
+//! which refuses `TCP_INQ`) is never skipped. One case remains: an error
+//! (a reset) or a local `shutdown(Read)` leaves nothing queued, yet the
+//! next read would return at once, and its edge may have merged with the
+//! data's (epoll and multishot poll coalesce wake-ups not yet reaped). So
+//! the netpoller's `unusual` bit
 //! (RDHUP/HUP/ERR in the edge's mask) is sticky per registration, set
 //! before the edge is counted, and such a socket is never skipped.
 //!
@@ -360,6 +361,14 @@ pub(crate) struct Pollable<S: AsRawFd> {
 
 const DRAINED: u64 = 1 << 32;
 
+/// Whether a read may park without its system call, given the `drained`
+/// word left by the last read: that read emptied the queue, no read edge
+/// has been counted since it began, and the socket has not hung up.
+fn skips(drained: u64, desc: &PollDesc) -> bool {
+    drained == DRAINED | u64::from(desc.edges[Dir::Read as usize].load(Ordering::Acquire))
+        && !desc.unusual.load(Ordering::Acquire)
+}
+
 pub(crate) fn timed_out() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
@@ -420,11 +429,11 @@ impl<S: AsRawFd> Pollable<S> {
         }
     }
 
-    /// A stream read of up to `len` bytes by `f`, as [`Pollable::io`], but
-    /// skipping the system call when the last read left the receive queue
-    /// empty (`f` reports the bytes still queued) and no read edge has
-    /// arrived since it started (module doc: "Skipping a read known to
-    /// fail").
+    /// A stream read by `f` of up to `len` bytes (only `len == 0` matters:
+    /// it returns at once), as [`Pollable::io`], but skipping the system
+    /// call when the last read left the receive queue empty (`f` reports
+    /// the bytes still queued) and no read edge has arrived since it
+    /// started (module doc: "Skipping a read known to fail").
     pub(crate) fn read_stream(
         &self,
         len: usize,
@@ -442,9 +451,7 @@ impl<S: AsRawFd> Pollable<S> {
         let edges = &desc.edges[Dir::Read as usize];
         let mut deadline = None;
         let drained = self.drained.load(Ordering::Relaxed);
-        if drained == DRAINED | u64::from(edges.load(Ordering::Acquire))
-            && !desc.unusual.load(Ordering::Acquire)
-        {
+        if skips(drained, desc) {
             deadline = Some(self.timeout(Dir::Read).map(|t| Instant::now() + t));
             // The draining read's count: an edge since then means a retry.
             self.wait(Dir::Read, deadline.flatten(), Some(drained as u32))?;
@@ -482,10 +489,7 @@ impl<S: AsRawFd> Pollable<S> {
     #[cfg(test)]
     pub(crate) fn next_read_skipped(&self) -> bool {
         self.registration.get().is_some_and(|registration| {
-            let desc = registration.desc;
-            self.drained.load(Ordering::Relaxed)
-                == DRAINED | u64::from(desc.edges[Dir::Read as usize].load(Ordering::Acquire))
-                && !desc.unusual.load(Ordering::Acquire)
+            skips(self.drained.load(Ordering::Relaxed), registration.desc)
         })
     }
 

@@ -81,7 +81,8 @@ pub fn set_inq(fd: RawFd) -> io::Result<()> {
 
 /// `recvmsg(fd, {iov: bufs, control}, 0)`: a read that also reports the
 /// bytes left queued, from the `TCP_CM_INQ` control message of a socket
-/// with [`set_inq`]. At most `IOV_MAX` slices go in one call.
+/// with [`set_inq`]. At most `IOV_MAX` slices go in one call. For TCP only:
+/// on a Unix socket, descriptors passed with the data would be dropped.
 pub fn recv_reporting_queue(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<Received> {
     // Room for TCP_CM_INQ (CMSG_SPACE(4) = 24 bytes) and one other message
     // a program might have enabled on the socket; u64s for cmsghdr's
@@ -106,29 +107,36 @@ pub fn recv_reporting_queue(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::R
         )
     };
     let len = byte_count(rc)?;
-    Ok(Received {
-        len,
-        queued: queued_after(&message),
-    })
+    // SAFETY: the call succeeded, so the kernel filled `message`'s control
+    // buffer (still alive) and set `msg_controllen` to what it wrote.
+    let queued = unsafe { queued_after(&message) };
+    Ok(Received { len, queued })
 }
 
 /// The `TCP_CM_INQ` value among `message`'s control messages, if any.
-fn queued_after(message: &libc::msghdr) -> Option<u32> {
-    // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control
-    // messages into the buffer `message` points at, which is still alive;
-    // CMSG_FIRSTHDR/CMSG_NXTHDR return null or a header wholly inside it.
+///
+/// # Safety
+/// `message` must be a header that a successful `recvmsg` just filled: its
+/// `msg_control` points at a live buffer of `msg_controllen` bytes holding
+/// well-formed control messages, each of whose `cmsg_len` the kernel keeps
+/// within that buffer.
+unsafe fn queued_after(message: &libc::msghdr) -> Option<u32> {
+    // SAFETY: CMSG_LEN only computes a size.
+    let int_len = unsafe { libc::CMSG_LEN(size_of::<libc::c_int>() as u32) } as usize;
+    // SAFETY: the buffer is live and well-formed (the caller's contract);
+    // CMSG_FIRSTHDR/CMSG_NXTHDR return null or a header that fits in it.
     let mut header = unsafe { libc::CMSG_FIRSTHDR(message) };
     while !header.is_null() {
-        // SAFETY: non-null, so inside the buffer and aligned (above).
+        // SAFETY: non-null, so a whole, aligned header inside the buffer.
         let this = unsafe { &*header };
-        // SAFETY: CMSG_LEN only computes a size.
-        let int_len = unsafe { libc::CMSG_LEN(size_of::<libc::c_int>() as u32) } as usize;
         if this.cmsg_level == libc::IPPROTO_TCP
             && this.cmsg_type == TCP_INQ
             && this.cmsg_len as usize >= int_len
         {
             // SAFETY: the message holds at least a c_int of data (checked
-            // above); CMSG_DATA points at it, maybe unaligned.
+            // above), within the buffer since the kernel wrote `cmsg_len`
+            // to fit it (the caller's contract); CMSG_DATA points at that
+            // data, maybe unaligned.
             let queued =
                 unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>()) };
             return u32::try_from(queued).ok();

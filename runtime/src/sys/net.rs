@@ -132,12 +132,12 @@ unsafe fn queued_after(message: &libc::msghdr) -> Option<u32> {
             && this.cmsg_type == TCP_INQ
             && this.cmsg_len as usize >= int_len
         {
-            // SAFETY: the message holds at least a c_int of data (checked
-            // above), within the buffer since the kernel wrote `cmsg_len`
-            // to fit it (the caller's contract); CMSG_DATA points at that
-            // data, maybe unaligned.
-            let queued =
-                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>()) };
+            // SAFETY: `header` is a whole header inside the buffer (above).
+            let data = unsafe { libc::CMSG_DATA(header) }.cast::<libc::c_int>();
+            // The message holds at least a c_int of data (checked above),
+            // inside the buffer: the kernel wrote `cmsg_len` to fit it.
+            // SAFETY: so `data` is readable for a c_int, maybe unaligned.
+            let queued = unsafe { std::ptr::read_unaligned(data) };
             return u32::try_from(queued).ok();
         }
         // SAFETY: as for CMSG_FIRSTHDR; `header` is a header of `message`.

@@ -64,6 +64,9 @@ pub(crate) struct Uring {
     ring: IoUring,
     wake: RawFd,
     registrations: Registry,
+    /// Completions (user_data, result, flags) read off the CQ but not yet
+    /// handled: those a push into a full SQ set aside, for the next reap.
+    /// Empty between reaps otherwise; kept for its capacity.
     completions: Vec<(u64, i32, u32)>,
     /// The ring was set up with TASKRUN_FLAG: the kernel raises
     /// `IORING_SQ_TASKRUN` in shared memory whenever deferred completions

@@ -73,11 +73,13 @@
 //! interleaved 4 s runs the server's CPU per request was 9.1 and 11.1 µs
 //! (io_uring), 7.2 and 9.2 (epoll) and 7.9 and 7.1 (tokio). In `perf
 //! record` of the io_uring server, switching in after a sleep
-//! (`finish_task_switch`) and the wake-ups' IPIs (`_raw_spin_unlock_irqrestore`
-//! in `try_to_wake_up`) are 20 % of its CPU under wrk and 27 % under
-//! `redis-benchmark -c 50 -P 1` against examples/kv, where `ci/kv.sh` put
-//! goro-kv at 0.80 (SET) and 0.93 (GET) of redis-server's requests per
-//! second with io_uring and 1.02 and 0.94 with `GORO_NETPOLL=epoll`.
+//! (`finish_task_switch`) and re-enabling interrupts on leaving the wait
+//! queues' and scheduler's locks (`_raw_spin_unlock_irqrestore`, mostly
+//! from socket and futex wake-ups and waits) are 20 % of its CPU under wrk
+//! and 27 % under `redis-benchmark -c 50 -P 1` against examples/kv, where
+//! `ci/kv.sh` put goro-kv at 0.80 (SET) and 0.93 (GET) of redis-server's
+//! requests per second with io_uring and 1.02 and 0.94 with
+//! `GORO_NETPOLL=epoll`.
 //!
 //! # The backend contract
 //!

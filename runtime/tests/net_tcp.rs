@@ -532,6 +532,36 @@ fn a_dropped_listener_s_port_can_be_bound_again_at_once() {
     });
 }
 
+/// Dropping a registered listener inside `preempt::disable()`, where a
+/// goroutine must not switch out, waits for the netpoller without yielding:
+/// the port is free afterwards, and the process is not aborted. (Whether
+/// the drop has to wait at all is a race with the poller thread, hence the
+/// rounds.)
+#[test]
+fn a_listener_dropped_while_preemption_is_disabled_waits_without_switching() {
+    each_backend(2, || {
+        for _ in 0..10 {
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = listener.local_addr().unwrap();
+            // Register the listener: an accept that has to wait.
+            let acceptor = {
+                let listener = listener.clone();
+                go(move || listener.accept().map(|_| ()))
+            };
+            common::let_others_run();
+            let client = TcpStream::connect(addr).unwrap();
+            acceptor.join().unwrap().expect("accept");
+            drop(client);
+            let listener = Arc::into_inner(listener).expect("the acceptor is done");
+            {
+                let _pin = goro_runtime::preempt::disable();
+                drop(listener);
+            }
+            TcpListener::bind(addr).expect("the port is free once the drop returns");
+        }
+    });
+}
+
 /// A socket registered by a runtime that has since shut down falls back to
 /// poll(2): its timeouts still fire and its data still arrives (nothing
 /// would wake a waiter parked on the stopped netpoller).

@@ -89,7 +89,10 @@
 //! generation, bumped whenever the slot is freed: an event for a recycled
 //! slot is stale and dropped. A slot is freed only on `Event::Released`,
 //! i.e. after the kernel's final completion for the registration (io_uring's
-//! cancelled poll), or at once for epoll (EPOLL_CTL_DEL is synchronous).
+//! cancelled poll), or at once for epoll (EPOLL_CTL_DEL is synchronous), or
+//! at once when the deregistration meets a netpoller that is stopping
+//! (`Poller::deregister` returns true: the closing ring cancels the poll,
+//! and a `Released` that still comes for the token is stale by then).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -649,7 +652,8 @@ impl<S: AsRawFd> Pollable<S> {
     /// descriptor, and so also on every duplicate of it (a listener handed
     /// to a new process for a restart). The wait ends early if the
     /// netpoller stops: its close cancels the poll (and releases the slot)
-    /// by itself.
+    /// by itself. A goroutine yields between looks, unless it is pinned by
+    /// `preempt::disable()`: then, like a thread, it sleeps.
     pub(crate) fn deregister_and_wait(&mut self, limit: Duration) {
         let Some(registration) = self.registration.take() else {
             return;
@@ -667,7 +671,9 @@ impl<S: AsRawFd> Pollable<S> {
             && !poller.is_stopped()
             && Instant::now() < until
         {
-            if in_goroutine() {
+            // A goroutine pinned by `preempt::disable()` must not switch
+            // out: it sleeps like a thread.
+            if in_goroutine() && !crate::preempt::pinned() {
                 yield_now();
             } else {
                 std::thread::sleep(Duration::from_micros(50));

@@ -98,11 +98,16 @@ impl WaitGroup {
     fn wake_epoch(&self, epoch: u32) {
         let ended: Vec<(u32, Waiter)> = {
             let mut waiters = self.lock();
-            let (ended, later) = std::mem::take(&mut *waiters)
-                .into_iter()
-                .partition(|(of, _)| *of == epoch);
-            *waiters = later;
-            ended
+            if waiters.iter().all(|(of, _)| *of == epoch) {
+                // The usual case: no allocation under the spin lock.
+                std::mem::take(&mut *waiters)
+            } else {
+                let (ended, later) = std::mem::take(&mut *waiters)
+                    .into_iter()
+                    .partition(|(of, _)| *of == epoch);
+                *waiters = later;
+                ended
+            }
         };
         for (_, waiter) in ended {
             waiter.wake();

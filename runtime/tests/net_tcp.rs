@@ -514,22 +514,29 @@ fn a_dropped_listener_s_port_can_be_bound_again_at_once() {
     each_backend(2, || {
         let mut addr = "127.0.0.1:0".parse().unwrap();
         for round in 0..20 {
-            let listener = Arc::new(TcpListener::bind(addr).unwrap_or_else(|error| {
+            let listener = TcpListener::bind(addr).unwrap_or_else(|error| {
                 panic!("{:?}, round {round}: {error}", goro_runtime::net::backend())
-            }));
+            });
             addr = listener.local_addr().unwrap();
-            // Register the listener: an accept that has to wait.
-            let acceptor = {
-                let listener = listener.clone();
-                go(move || listener.accept().map(|_| ()))
-            };
-            common::let_others_run();
-            let client = TcpStream::connect(addr).unwrap();
-            acceptor.join().unwrap().expect("accept");
-            drop(client);
-            drop(listener);
+            drop(registered(listener));
         }
     });
+}
+
+/// Registers `listener` with the netpoller (an accept that has to wait,
+/// ended by a client) and hands it back.
+fn registered(listener: TcpListener) -> TcpListener {
+    let listener = Arc::new(listener);
+    let addr = listener.local_addr().unwrap();
+    let acceptor = {
+        let listener = listener.clone();
+        go(move || listener.accept().map(|_| ()))
+    };
+    common::let_others_run();
+    let client = TcpStream::connect(addr).unwrap();
+    acceptor.join().unwrap().expect("accept");
+    drop(client);
+    Arc::into_inner(listener).expect("the acceptor is done")
 }
 
 /// Dropping a registered listener inside `preempt::disable()`, where a
@@ -541,18 +548,8 @@ fn a_dropped_listener_s_port_can_be_bound_again_at_once() {
 fn a_listener_dropped_while_preemption_is_disabled_waits_without_switching() {
     each_backend(2, || {
         for _ in 0..10 {
-            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let listener = registered(TcpListener::bind("127.0.0.1:0").unwrap());
             let addr = listener.local_addr().unwrap();
-            // Register the listener: an accept that has to wait.
-            let acceptor = {
-                let listener = listener.clone();
-                go(move || listener.accept().map(|_| ()))
-            };
-            common::let_others_run();
-            let client = TcpStream::connect(addr).unwrap();
-            acceptor.join().unwrap().expect("accept");
-            drop(client);
-            let listener = Arc::into_inner(listener).expect("the acceptor is done");
             {
                 let _pin = goro_runtime::preempt::disable();
                 drop(listener);

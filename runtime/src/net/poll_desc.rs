@@ -671,8 +671,6 @@ impl<S: AsRawFd> Pollable<S> {
             && !poller.is_stopped()
             && Instant::now() < until
         {
-            // A goroutine pinned by `preempt::disable()` must not switch
-            // out: it sleeps like a thread.
             if in_goroutine() && !crate::preempt::pinned() {
                 yield_now();
             } else {
